@@ -1,0 +1,671 @@
+#!/usr/bin/env python3
+"""Local AWS for ninelives: moto's server plus five small emulator extensions.
+
+Written against moto 5.2.5 (the pin in local/requirements.txt). Each extension
+below is one function that says which real-AWS behaviour it supplies and why we
+need it. They patch moto internals, so the launcher checks on start that every
+attribute it patches still exists: if the installed moto is not 5.2.5 it warns,
+and if a patched attribute is missing it refuses to start (exit 3) with a list
+of what is missing instead of serving a half-patched emulator.
+
+Extensions
+----------
+a. no_default_amis: MOTO_EC2_LOAD_DEFAULT_AMIS=false. Moto otherwise loads
+   ~1,300 Amazon AMIs per region, each with a snapshot, and they all show up
+   in DescribeSnapshots (moto ignores OwnerIds). A real account starts empty.
+b. index_tag_lookup: moto looks up one resource's EC2 tags by scanning every
+   tag of every resource in the region, so DescribeSnapshots (which fetches
+   the tags of each snapshot it returns or filters) is quadratic. The patch
+   reads the resource's own tags straight from moto's tag store by resource
+   id. Same results, linear time; see local/README.md for measurements.
+c. page_describe_calls: DescribeSnapshots, DescribeVolumes and DescribeImages
+   ignore MaxResults/NextToken in moto (one page with everything), and
+   DescribeInstances pages 100 reservations by default, accepts any
+   MaxResults, and fails with HTTP 500 on an unknown token. All four now page
+   like EC2: without MaxResults (and NextToken) everything comes back in one
+   page; MaxResults must be 5..1000 (else InvalidParameterValue) and cannot be
+   combined with an explicit id list (InvalidParameterCombination); pages are
+   ordered by resource id and a NextToken continues after the last id of the
+   previous page, so paging is deterministic and resources deleted between
+   pages do not make later pages skip anything. A token that we did not issue
+   for that operation gives InvalidPaginationToken.
+d. ami_snapshots_in_use: real EC2 refuses DeleteSnapshot of a snapshot that a
+   registered AMI references (InvalidSnapshot.InUse, HTTP 400). Moto does this
+   only for the snapshot it creates itself for CreateImage; its RegisterImage
+   ignores BlockDeviceMappings altogether (and invents a fresh snapshot that it
+   reports instead). The patch makes RegisterImage keep the block device
+   mappings it was given (DescribeImages reports them, no invented snapshot,
+   an unknown snapshot id gives InvalidSnapshot.NotFound) and makes
+   DeleteSnapshot refuse any snapshot that an AMI's block device mappings
+   reference, until that AMI is deregistered. RegisterImage also keeps
+   RootDeviceName, Architecture and VirtualizationType, and instances launched
+   from such an AMI get moto's default root volume at that root device name
+   (root_volume_at_root_device), not always at /dev/sda1.
+e. lifecycle_actions: Auto Scaling CompleteLifecycleAction and
+   RecordLifecycleActionHeartbeat are not implemented by moto (HTTP 500).
+   They are added to moto's Auto Scaling responses: they validate the group
+   and the lifecycle hook, require LifecycleActionToken or InstanceId (AWS
+   accepts either or both), require LifecycleActionResult CONTINUE or ABANDON
+   for Complete, answer with the empty AWS Query response, and record every
+   accepted call so that tests can assert it (see below). Moto never starts a
+   lifecycle action, so there is no pending action to match: any token or
+   instance id is accepted for an existing group and hook.
+
+Recorded lifecycle calls
+------------------------
+Each accepted call is one record {"action", "region", "account_id", "group",
+"hook", "instance_id", "token", "result" (null for heartbeats), "timestamp"}:
+- appended as one JSON line to the file named by NINELIVES_EMULATOR_LOG
+  (scripts/local-aws.sh passes .local-aws/lifecycle-actions.jsonl; unset or
+  empty: memory only); the launcher empties the file when it starts, as
+  moto's state starts empty too;
+- served at GET /_ninelives/lifecycle-actions as a JSON array (optional query
+  parameters region=, group=, action= narrow it); DELETE on the same path
+  removes the matching records (all of them without parameters) from memory
+  and from the file and answers {"deleted": n}.
+GET /_ninelives/info answers {"launcher": "ninelives-local-aws", "pid", "moto",
+"extensions"}; scripts/local-aws.sh uses it to tell our server from anything
+else listening on the port.
+
+Usage: moto_launcher.py [--host 127.0.0.1] [--port 5000] [--without-tag-index]
+(--without-tag-index leaves extension b out; it exists only to measure it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import datetime
+import functools
+import importlib
+import importlib.metadata
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+PINNED_MOTO_VERSION = "5.2.5"
+LAUNCHER_NAME = "ninelives-local-aws"
+ROUTE_PREFIX = "/_ninelives/"
+LIFECYCLE_ROUTE = "/_ninelives/lifecycle-actions"
+INFO_ROUTE = "/_ninelives/info"
+
+# Every moto attribute a patch below reads or replaces, as "module:attr.path".
+PATCH_TARGETS = [
+    "moto.settings:ec2_load_default_amis",
+    "moto.ec2.models.core:TaggedEC2Resource.get_tags",
+    "moto.ec2.models.tags:TagBackend.describe_tags",
+    "moto.ec2.utils:EC2_PREFIX_TO_RESOURCE",
+    "moto.ec2.utils:get_prefix",
+    "moto.ec2.responses:EC2Response.describe_snapshots",
+    "moto.ec2.responses:EC2Response.describe_volumes",
+    "moto.ec2.responses:EC2Response.describe_images",
+    "moto.ec2.responses:EC2Response.describe_instances",
+    "moto.ec2.responses:EC2Response.register_image",
+    "moto.ec2.responses:EC2Response._get_param",
+    "moto.ec2.responses:EC2Response._filters_from_querystring",
+    "moto.ec2.models:EC2Backend.get_reservations_by_instance_ids",
+    "moto.ec2.models:EC2Backend.describe_instances",
+    "moto.ec2.models.elastic_block_store:EBSBackend.delete_snapshot",
+    "moto.ec2.models.elastic_block_store:EBSBackend.get_snapshot",
+    "moto.ec2.models.amis:Ami.block_device_mappings",
+    "moto.ec2.models.instances:Instance.setup_defaults",
+    "moto.ec2.exceptions:EC2ClientError",
+    "moto.ec2.exceptions:InvalidSnapshotInUse",
+    "moto.autoscaling.responses:AutoScalingResponse.autoscaling_backend",
+    "moto.autoscaling.exceptions:ValidationError",
+    "moto.core.responses:ActionResult",
+    "moto.core.responses:EmptyResult",
+    "moto.moto_server.werkzeug_app:DomainDispatcherApplication",
+    "moto.moto_server.werkzeug_app:create_backend_app",
+    "moto.moto_server.werkzeug_app:MotoRequestHandler",
+]
+
+
+def log(message: str) -> None:
+    print(f"moto_launcher: {message}", file=sys.stderr, flush=True)
+
+
+def _resolve(target: str) -> Any:
+    module_name, _, path = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_moto_version() -> str:
+    """Refuse to run against a moto whose internals the patches no longer fit."""
+    installed = importlib.metadata.version("moto")
+    missing = []
+    for target in PATCH_TARGETS:
+        try:
+            _resolve(target)
+        except (ImportError, AttributeError) as exc:
+            missing.append(f"{target} ({exc})")
+    if missing:
+        log(
+            f"moto {installed} is installed, the launcher was written for "
+            f"{PINNED_MOTO_VERSION}; these patched attributes are missing:\n  "
+            + "\n  ".join(missing)
+            + "\nReinstall the pinned requirements (local/requirements.txt) or "
+            "update local/moto_launcher.py for this moto."
+        )
+        sys.exit(3)
+    if installed != PINNED_MOTO_VERSION:
+        log(
+            f"warning: moto {installed} is installed, the launcher was written for "
+            f"{PINNED_MOTO_VERSION}; all patched attributes exist, but re-run "
+            "scripts/local-aws.sh selftest"
+        )
+    return installed
+
+
+# --- a. no default AMIs --------------------------------------------------------
+
+
+def no_default_amis() -> None:
+    """A real account has no AMIs and no AMI snapshots of its own.
+
+    Moto loads ~1,300 public Amazon AMIs (each with a snapshot) into every
+    region unless MOTO_EC2_LOAD_DEFAULT_AMIS is "false"; since moto ignores
+    OwnerIds, those snapshots would be in every DescribeSnapshots answer. Moto
+    reads the variable when a region's EC2 backend is first created, so this
+    must run before the first request (it runs before moto is imported).
+    """
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+
+
+# --- b. tag lookup by resource id --------------------------------------------
+
+
+def index_tag_lookup() -> None:
+    """EC2 answers tag lookups per resource; moto scanned every tag.
+
+    TaggedEC2Resource.get_tags called describe_tags(resource-id filter), which
+    walks all tags of all resources in the region and matches each resource id
+    with a regular expression. Every snapshot that DescribeSnapshots filters by
+    tag or returns costs one such walk, so 10,000 tagged snapshots took
+    minutes. moto keeps tags as {resource_id: {key: value}} in the backend, so
+    we read the resource's entry directly, in the same result shape.
+    """
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    scan_all_tags = TaggedEC2Resource.get_tags
+
+    def get_tags(self: Any) -> list[dict[str, str]]:
+        resource_id = getattr(self, "id", None)
+        if not resource_id:
+            return []
+        store = getattr(self.ec2_backend, "tags", None)
+        if not isinstance(store, dict):  # not moto's TagBackend: old behaviour
+            return scan_all_tags(self)
+        tags = store.get(resource_id)  # .get: do not grow the defaultdict
+        if not tags:
+            return []
+        resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [
+            {
+                "resource_id": resource_id,
+                "key": key,
+                "value": value,
+                "resource_type": resource_type,
+            }
+            for key, value in list(tags.items())
+        ]
+
+    TaggedEC2Resource.get_tags = get_tags
+
+
+# --- c. EC2-style paging of Describe* ----------------------------------------
+
+MIN_PAGE_SIZE = 5
+MAX_PAGE_SIZE = 1000
+
+
+def _ec2_error(code: str, message: str) -> Exception:
+    from moto.ec2.exceptions import EC2ClientError
+
+    return EC2ClientError(code, message)
+
+
+def _encode_token(operation: str, after_id: str) -> str:
+    raw = json.dumps({"op": operation, "after": after_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(operation: str, token: str) -> str:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if data.get("op") == operation and isinstance(data.get("after"), str):
+            return data["after"]
+    except (ValueError, binascii.Error, AttributeError):
+        pass
+    raise _ec2_error(
+        "InvalidPaginationToken",
+        "The specified pagination token is not valid or is expired.",
+    )
+
+
+def _paging_request(response: Any, operation: str, ids_param: str) -> tuple[int, str | None] | None:
+    """(page size, id to continue after) for a paged request, None for "all"."""
+    raw_max = response._get_param("MaxResults")
+    token = response._get_param("NextToken")
+    if raw_max is None and not token:
+        return None
+    page_size = MAX_PAGE_SIZE
+    if raw_max is not None:
+        try:
+            page_size = int(raw_max)
+        except (TypeError, ValueError):
+            raise _ec2_error(
+                "InvalidParameterValue",
+                f"Value ( {raw_max} ) for parameter maxResults is invalid.",
+            ) from None
+        if not MIN_PAGE_SIZE <= page_size <= MAX_PAGE_SIZE:
+            raise _ec2_error(
+                "InvalidParameterValue",
+                f"Value ( {page_size} ) for parameter maxResults is invalid. "
+                f"Expecting a value between {MIN_PAGE_SIZE} and {MAX_PAGE_SIZE}.",
+            )
+        if response._get_param(ids_param, []):
+            raise _ec2_error(
+                "InvalidParameterCombination",
+                f"The parameter {ids_param} cannot be used with the parameter maxResults",
+            )
+    after_id = _decode_token(operation, token) if token else None
+    return page_size, after_id
+
+
+def _page(items: list[Any], paging: tuple[int, str | None], operation: str) -> tuple[list[Any], str | None]:
+    page_size, after_id = paging
+    ordered = sorted(items, key=lambda item: item.id)
+    if after_id is not None:
+        ordered = [item for item in ordered if item.id > after_id]
+    page = ordered[:page_size]
+    token = _encode_token(operation, page[-1].id) if len(ordered) > page_size else None
+    return page, token
+
+
+def page_describe_calls() -> None:
+    """EC2 pages Describe* when asked (MaxResults/NextToken); moto mostly did not.
+
+    Without this the Rust paginators are never exercised locally: moto
+    returned every snapshot, volume and image in one page and no NextToken.
+    DescribeInstances paged by itself, but with a default page of 100 (EC2
+    returns all without MaxResults), no MaxResults bounds, and a bare
+    reservation id as token. See the module docstring for the rules.
+    """
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses import EC2Response
+
+    def paged(original: Callable[[Any], Any], operation: str, list_key: str, ids_param: str) -> Callable[[Any], Any]:
+        @functools.wraps(original)
+        def describe(self: Any) -> Any:
+            paging = _paging_request(self, operation, ids_param)
+            result = original(self)
+            if paging is None:
+                return result
+            payload = dict(result.result)
+            payload[list_key], token = _page(list(payload[list_key]), paging, operation)
+            if token:
+                payload["NextToken"] = token
+            return ActionResult(payload)
+
+        return describe
+
+    EC2Response.describe_snapshots = paged(
+        EC2Response.describe_snapshots, "DescribeSnapshots", "Snapshots", "SnapshotIds"
+    )
+    EC2Response.describe_volumes = paged(
+        EC2Response.describe_volumes, "DescribeVolumes", "Volumes", "VolumeIds"
+    )
+    EC2Response.describe_images = paged(
+        EC2Response.describe_images, "DescribeImages", "Images", "ImageIds"
+    )
+
+    def describe_instances(self: Any) -> Any:
+        # moto's own method pages with a default of 100; replaced, not wrapped.
+        self.error_on_dryrun()
+        paging = _paging_request(self, "DescribeInstances", "InstanceIds")
+        filters = self._filters_from_querystring()
+        instance_ids = self._get_param("InstanceIds", [])
+        if instance_ids:
+            reservations = self.ec2_backend.get_reservations_by_instance_ids(
+                instance_ids, filters=filters
+            )
+        else:
+            reservations = self.ec2_backend.describe_instances(filters=filters)
+        if paging is None:
+            return ActionResult({"Reservations": reservations})
+        page, token = _page(list(reservations), paging, "DescribeInstances")
+        result: dict[str, Any] = {"Reservations": page}
+        if token:
+            result["NextToken"] = token
+        return ActionResult(result)
+
+    EC2Response.describe_instances = describe_instances
+
+
+# --- d. snapshots used by registered AMIs -----------------------------------
+
+REGISTERED_BDMS = "_ninelives_block_device_mappings"
+
+
+def _registered_mapping(mapping: dict[str, Any], ec2_backend: Any) -> dict[str, Any]:
+    """A RegisterImage BlockDeviceMapping as DescribeImages reports it."""
+    out: dict[str, Any] = {"DeviceName": mapping.get("DeviceName")}
+    for key in ("VirtualName", "NoDevice"):
+        if mapping.get(key) is not None:
+            out[key] = mapping[key]
+    ebs = mapping.get("Ebs")
+    if ebs:
+        snapshot_id = ebs.get("SnapshotId")
+        size = ebs.get("VolumeSize")
+        if size is None and snapshot_id:
+            size = ec2_backend.get_snapshot(snapshot_id).volume_size
+        out_ebs: dict[str, Any] = {
+            "DeleteOnTermination": ebs.get("DeleteOnTermination", True),
+            "VolumeType": ebs.get("VolumeType") or "standard",
+        }
+        for key, value in (("SnapshotId", snapshot_id), ("VolumeSize", size)):
+            if value is not None:
+                out_ebs[key] = value
+        for key in ("Iops", "Encrypted", "KmsKeyId", "Throughput"):
+            if ebs.get(key) is not None:
+                out_ebs[key] = ebs[key]
+        out["Ebs"] = out_ebs
+    return out
+
+
+def ami_snapshots_in_use() -> None:
+    """EC2: a snapshot an AMI references cannot be deleted (InvalidSnapshot.InUse).
+
+    Our cleanup code must skip snapshots behind AMIs. Moto only protects the
+    snapshot it invents for CreateImage; RegisterImage dropped the given
+    BlockDeviceMappings. Now RegisterImage stores them (after checking their
+    snapshots exist, as EC2 does), DescribeImages shows them, the snapshot moto
+    invented for such an AMI is dropped (EC2 creates none for RegisterImage),
+    and DeleteSnapshot checks every AMI of the region for a reference.
+    """
+    from moto.ec2.exceptions import InvalidSnapshotInUse
+    from moto.ec2.models.amis import Ami
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.ec2.responses import EC2Response
+
+    moto_register_image = EC2Response.register_image
+
+    @functools.wraps(moto_register_image)
+    def register_image(self: Any) -> Any:
+        mappings = self._get_param("BlockDeviceMappings", []) or []
+        for mapping in mappings:
+            snapshot_id = (mapping.get("Ebs") or {}).get("SnapshotId")
+            if snapshot_id:
+                self.ec2_backend.get_snapshot(snapshot_id)  # InvalidSnapshot.NotFound
+        result = moto_register_image(self)
+        if mappings:
+            ami = self.ec2_backend.amis[result.result["ImageId"]]
+            setattr(ami, REGISTERED_BDMS, [_registered_mapping(m, self.ec2_backend) for m in mappings])
+            ami.root_device_name = self._get_param("RootDeviceName") or mappings[0].get("DeviceName")
+            ami.root_device_type = "ebs"
+            for attr, param in (("architecture", "Architecture"), ("virtualization_type", "VirtualizationType")):
+                if self._get_param(param):
+                    setattr(ami, attr, self._get_param(param))
+            invented = getattr(ami, "ebs_snapshot", None)
+            if invented is not None:
+                self.ec2_backend.snapshots.pop(invented.id, None)
+        return result
+
+    EC2Response.register_image = register_image
+
+    moto_bdm_property = Ami.block_device_mappings
+
+    def block_device_mappings(self: Any) -> list[dict[str, Any]]:
+        registered = getattr(self, REGISTERED_BDMS, None)
+        if registered is not None:
+            return registered
+        return moto_bdm_property.fget(self)
+
+    Ami.block_device_mappings = property(block_device_mappings)
+
+    moto_delete_snapshot = EBSBackend.delete_snapshot
+
+    @functools.wraps(moto_delete_snapshot)
+    def delete_snapshot(self: Any, snapshot_id: str) -> Any:
+        if snapshot_id in self.snapshots:
+            for ami in list(getattr(self, "amis", {}).values()):
+                for mapping in ami.block_device_mappings:
+                    if (mapping.get("Ebs") or {}).get("SnapshotId") == snapshot_id:
+                        raise InvalidSnapshotInUse(snapshot_id, ami.id)
+        return moto_delete_snapshot(self, snapshot_id)
+
+    EBSBackend.delete_snapshot = delete_snapshot
+
+
+def root_volume_at_root_device() -> None:
+    """EC2 attaches an instance's root volume at its AMI's root device name.
+
+    Moto always attaches the default root volume at /dev/sda1 but reports the
+    AMI's RootDeviceName as the instance's. Harmless while every AMI said
+    /dev/sda1; with RegisterImage keeping its RootDeviceName (ami_snapshots_in_use)
+    an instance from a /dev/xvda AMI would report RootDeviceName /dev/xvda and
+    have its root volume at /dev/sda1, and CreateSnapshots(ExcludeBootVolume)
+    would then snapshot the root volume too. Part of extension d.
+    """
+    from moto.ec2.models.instances import Instance
+
+    def setup_defaults(self: Any) -> None:
+        volume = self.ec2_backend.create_volume(size=8, zone_name=self._placement.zone)
+        self.ec2_backend.attach_volume(volume.id, self.id, self.root_device_name or "/dev/sda1", True)
+
+    Instance.setup_defaults = setup_defaults
+
+
+# --- e. Auto Scaling lifecycle actions ---------------------------------------
+
+
+class LifecycleActionLog:
+    """Accepted CompleteLifecycleAction/RecordLifecycleActionHeartbeat calls."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            open(path, "w", encoding="utf-8").close()
+
+    def append(self, record: dict[str, Any]) -> None:
+        with self.lock:
+            self.records.append(record)
+            if self.path:
+                with open(self.path, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(record, sort_keys=True) + "\n")
+
+    @staticmethod
+    def _matches(record: dict[str, Any], query: dict[str, str]) -> bool:
+        return all(record.get(key) == value for key, value in query.items())
+
+    def select(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.records if self._matches(r, query)]
+
+    def delete(self, query: dict[str, str]) -> int:
+        with self.lock:
+            kept = [r for r in self.records if not self._matches(r, query)]
+            deleted = len(self.records) - len(kept)
+            self.records = kept
+            if self.path:
+                with open(self.path, "w", encoding="utf-8") as out:
+                    for record in kept:
+                        out.write(json.dumps(record, sort_keys=True) + "\n")
+            return deleted
+
+
+def lifecycle_actions(action_log: LifecycleActionLog) -> None:
+    """Auto Scaling lifecycle actions, which moto 5.2.5 does not implement.
+
+    Our instance-termination handler completes (or heartbeats) the lifecycle
+    action of a terminating instance. Against plain moto that call is an HTTP
+    500, so the handler could not run end to end locally. The calls validate
+    what AWS validates that moto can know about (group, hook, identifiers,
+    result) and are recorded in action_log.
+    """
+    from moto.autoscaling.exceptions import ValidationError
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import EmptyResult
+
+    def accept(self: Any, action: str, result: str | None) -> Any:
+        group = self._get_param("AutoScalingGroupName")
+        hook = self._get_param("LifecycleHookName")
+        token = self._get_param("LifecycleActionToken")
+        instance_id = self._get_param("InstanceId")
+        for wire_name, value in (("lifecycleHookName", hook), ("autoScalingGroupName", group)):
+            if not value:
+                raise ValidationError(
+                    f"1 validation error detected: Value null at '{wire_name}' "
+                    "failed to satisfy constraint: Member must not be null"
+                )
+        if action == "CompleteLifecycleAction" and result not in ("CONTINUE", "ABANDON"):
+            raise ValidationError(
+                f"Value '{result}' at 'lifecycleActionResult' failed to satisfy "
+                "constraint: Member must be CONTINUE or ABANDON"
+            )
+        if not token and not instance_id:
+            raise ValidationError("Either LifecycleActionToken or InstanceId must be specified.")
+        backend = self.autoscaling_backend
+        if group not in backend.autoscaling_groups:
+            raise ValidationError(
+                f"AutoScalingGroup name not found - AutoScalingGroup '{group}' not found"
+            )
+        hooks = backend.describe_lifecycle_hooks(as_name=group, lifecycle_hook_names=[hook])
+        if not hooks:
+            # AWS has no pending action for a hook that does not exist.
+            if token:
+                raise ValidationError(f"No active Lifecycle Action found with token {token}")
+            raise ValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
+        action_log.append(
+            {
+                "action": action,
+                "region": self.region,
+                "account_id": self.current_account,
+                "group": group,
+                "hook": hook,
+                "instance_id": instance_id,
+                "token": token,
+                "result": result,
+                "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            }
+        )
+        return EmptyResult()
+
+    def complete_lifecycle_action(self: Any) -> Any:
+        return accept(self, "CompleteLifecycleAction", self._get_param("LifecycleActionResult"))
+
+    def record_lifecycle_action_heartbeat(self: Any) -> Any:
+        return accept(self, "RecordLifecycleActionHeartbeat", None)
+
+    for name, method in (
+        ("complete_lifecycle_action", complete_lifecycle_action),
+        ("record_lifecycle_action_heartbeat", record_lifecycle_action_heartbeat),
+    ):
+        if name in vars(AutoScalingResponse):
+            log(f"warning: moto now implements AutoScalingResponse.{name}; replacing it anyway")
+        setattr(AutoScalingResponse, name, method)
+
+
+class NinelivesRoutes:
+    """WSGI wrapper: serves /_ninelives/* itself, everything else goes to moto."""
+
+    def __init__(self, moto_app: Any, action_log: LifecycleActionLog, info: dict[str, Any]) -> None:
+        self.moto_app = moto_app
+        self.action_log = action_log
+        self.info = info
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(ROUTE_PREFIX):
+            return self.moto_app(environ, start_response)
+        method = environ.get("REQUEST_METHOD", "GET")
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        if path == INFO_ROUTE and method == "GET":
+            return self._json(start_response, "200 OK", self.info)
+        if path == LIFECYCLE_ROUTE and method == "GET":
+            return self._json(start_response, "200 OK", self.action_log.select(query))
+        if path == LIFECYCLE_ROUTE and method == "DELETE":
+            return self._json(start_response, "200 OK", {"deleted": self.action_log.delete(query)})
+        if path in (INFO_ROUTE, LIFECYCLE_ROUTE):
+            return self._json(start_response, "405 Method Not Allowed", {"error": "method not allowed"})
+        return self._json(start_response, "404 Not Found", {"error": f"no route {path}"})
+
+    @staticmethod
+    def _json(start_response: Any, status: str, body: Any) -> list[bytes]:
+        data = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_AWS_PORT", "5000")))
+    parser.add_argument("--without-tag-index", action="store_true", help="leave extension b out (for measuring it)")
+    args = parser.parse_args(argv)
+
+    no_default_amis()  # before moto is imported
+    os.environ.setdefault("MOTO_PORT", str(args.port))  # moto builds some URLs from it
+    moto_version = check_moto_version()
+
+    extensions = ["no_default_amis"]
+    if not args.without_tag_index:
+        index_tag_lookup()
+        extensions.append("index_tag_lookup")
+    page_describe_calls()
+    ami_snapshots_in_use()
+    root_volume_at_root_device()
+    action_log = LifecycleActionLog(os.environ.get("NINELIVES_EMULATOR_LOG") or None)
+    lifecycle_actions(action_log)
+    extensions += ["page_describe_calls", "ami_snapshots_in_use", "lifecycle_actions"]
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    info = {
+        "launcher": LAUNCHER_NAME,
+        "pid": os.getpid(),
+        "moto": moto_version,
+        "extensions": extensions,
+        "lifecycle_log": action_log.path,
+    }
+    app = NinelivesRoutes(DomainDispatcherApplication(create_backend_app), action_log, info)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+    def stop(signum: int, _frame: Any) -> None:
+        log(f"signal {signum}: shutting down")
+        # shutdown() waits for serve_forever() to return, which runs in this
+        # (the main) thread: call it from another one.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log(
+        f"moto {moto_version} on http://{args.host}:{server.server_port} "
+        f"(pid {os.getpid()}), extensions: {', '.join(extensions)}; "
+        f"lifecycle log: {action_log.path or 'memory only'}"
+    )
+    server.serve_forever()
+    server.server_close()
+    log("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""Smoke test of the local AWS emulator (local/moto_launcher.py) with boto3.
+
+Run it with `scripts/local-aws.sh selftest` (the server must be running; the
+endpoint comes from AWS_ENDPOINT_URL). It asserts each emulator extension and
+works in its own region (NINELIVES_SELFTEST_REGION, default eu-north-1) with
+names unique to the run, so other users of the same server are not disturbed;
+it removes what it created, including its recorded lifecycle actions. It is
+bounded: it gives up after 50 seconds. Exit 0 when all checks pass, 1 with a
+"FAIL:" line on the first failing check, 2 when it cannot run at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any, Callable
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+REGION = os.environ.get("NINELIVES_SELFTEST_REGION", "eu-north-1")
+TIME_LIMIT_S = 50
+RUN = uuid.uuid4().hex[:8]
+TAG_KEY = "ninelives-selftest"
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"selftest: {message}", file=sys.stderr, flush=True)
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def expect_error(code: str, call: Callable[[], Any], status: int = 400) -> botocore.exceptions.ClientError:
+    try:
+        call()
+    except botocore.exceptions.ClientError as exc:
+        got = exc.response["Error"].get("Code")
+        got_status = exc.response["ResponseMetadata"].get("HTTPStatusCode")
+        expect(got == code, f"expected error {code}, got {got}: {exc}")
+        expect(got_status == status, f"expected HTTP {status} with {code}, got {got_status}")
+        return exc
+    raise CheckFailed(f"expected error {code}, the call succeeded")
+
+
+def http_json(endpoint: str, path: str, method: str = "GET") -> Any:
+    request = urllib.request.Request(endpoint.rstrip("/") + path, method=method)
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def tag_spec(resource_type: str) -> list[dict[str, Any]]:
+    return [{"ResourceType": resource_type, "Tags": [{"Key": TAG_KEY, "Value": RUN}]}]
+
+
+RUN_FILTER = [{"Name": f"tag:{TAG_KEY}", "Values": [RUN]}]
+
+
+def walk_pages(call: Callable[..., dict[str, Any]], list_key: str, page_size: int, **kwargs: Any) -> list[list[str]]:
+    """Ids page by page, following NextToken by hand (no SDK paginator)."""
+    pages: list[list[str]] = []
+    token = None
+    while True:
+        args = dict(kwargs, MaxResults=page_size)
+        if token:
+            args["NextToken"] = token
+        answer = call(**args)
+        items = answer[list_key]
+        if list_key == "Reservations":
+            pages.append([r["ReservationId"] for r in items])
+        else:
+            pages.append([item[list_key[:-1] + "Id"] for item in items])
+        token = answer.get("NextToken")
+        if not token:
+            return pages
+        expect(len(pages) < 50, f"{list_key}: paging does not end")
+
+
+def check_pages(name: str, pages: list[list[str]], expected: set[str], page_size: int) -> None:
+    seen = [item for page in pages for item in page]
+    expect(len(seen) == len(set(seen)), f"{name}: an item came back twice: {pages}")
+    expect(set(seen) == expected, f"{name}: visited {sorted(seen)}, expected {sorted(expected)}")
+    sizes = [len(p) for p in pages]
+    full, rest = divmod(len(expected), page_size)
+    expect(sizes == [page_size] * full + ([rest] if rest else []), f"{name}: page sizes {sizes}")
+    say(f"ok: {name} pages {sizes} visit all {len(expected)} exactly once")
+
+
+def main() -> int:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        say('AWS_ENDPOINT_URL is not set; run eval "$(scripts/local-aws.sh env)" or scripts/local-aws.sh selftest')
+        return 2
+    try:
+        info = http_json(endpoint, "/_ninelives/info")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        say(f"no ninelives local AWS at {endpoint} ({exc}); run scripts/local-aws.sh start")
+        return 2
+
+    def on_alarm(_signum: int, _frame: Any) -> None:
+        raise CheckFailed(f"took longer than {TIME_LIMIT_S} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(TIME_LIMIT_S)
+    started = time.monotonic()
+    config = botocore.config.Config(
+        retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30
+    )
+    session = boto3.session.Session(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        region_name=REGION,
+    )
+    ec2 = session.client("ec2", endpoint_url=endpoint, config=config)
+    asg = session.client("autoscaling", endpoint_url=endpoint, config=config)
+    cleanup: list[Callable[[], Any]] = []
+    say(f"endpoint {endpoint}, region {REGION}, run {RUN}, moto {info.get('moto')}")
+    try:
+        run_checks(endpoint, info, ec2, asg, cleanup)
+    except CheckFailed as exc:
+        say(f"FAIL: {exc}")
+        return 1
+    except botocore.exceptions.ClientError as exc:
+        say(f"FAIL: unexpected AWS error: {exc}")
+        return 1
+    finally:
+        signal.alarm(0)
+        for undo in reversed(cleanup):
+            try:
+                undo()
+            except Exception as exc:  # cleanup is best effort
+                say(f"cleanup: {exc}")
+    say(f"all checks passed in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def run_checks(endpoint: str, info: dict[str, Any], ec2: Any, asg: Any, cleanup: list[Callable[[], Any]]) -> None:
+    expected_ext = {"no_default_amis", "index_tag_lookup", "page_describe_calls", "ami_snapshots_in_use", "lifecycle_actions"}
+    expect(info.get("launcher") == "ninelives-local-aws", f"/_ninelives/info: not our launcher: {info}")
+    missing = expected_ext - set(info.get("extensions", []))
+    expect(not missing, f"extensions not active: {sorted(missing)}")
+    say("ok: launcher info lists all extensions")
+
+    # a. no default AMIs
+    amazon = ec2.describe_images(Owners=["amazon"])["Images"]
+    expect(not amazon, f"{len(amazon)} Amazon-owned (default) AMIs are loaded")
+    public = [i["ImageId"] for i in ec2.describe_images()["Images"] if i.get("Public")]
+    expect(not public, f"public (default) AMIs are loaded: {public[:5]}")
+    say("ok: no default AMIs")
+
+    # c. paging: snapshots
+    zone = f"{REGION}a"
+    volume = ec2.create_volume(Size=1, AvailabilityZone=zone, TagSpecifications=tag_spec("volume"))["VolumeId"]
+    snapshots = []
+    for _ in range(12):
+        snapshots.append(ec2.create_snapshot(VolumeId=volume, TagSpecifications=tag_spec("snapshot"))["SnapshotId"])
+
+    def delete_snapshots() -> None:
+        for snapshot_id in snapshots:
+            try:
+                ec2.delete_snapshot(SnapshotId=snapshot_id)
+            except botocore.exceptions.ClientError:
+                pass
+
+    cleanup.append(lambda: ec2.delete_volume(VolumeId=volume))
+    cleanup.append(delete_snapshots)
+
+    pages = walk_pages(ec2.describe_snapshots, "Snapshots", 5, Filters=RUN_FILTER)
+    check_pages("DescribeSnapshots MaxResults=5", pages, set(snapshots), 5)
+    again = walk_pages(ec2.describe_snapshots, "Snapshots", 5, Filters=RUN_FILTER)
+    expect(again == pages, "DescribeSnapshots paging is not deterministic")
+    paginated = [
+        s["SnapshotId"]
+        for page in ec2.get_paginator("describe_snapshots").paginate(
+            Filters=RUN_FILTER, PaginationConfig={"PageSize": 5}
+        )
+        for s in page["Snapshots"]
+    ]
+    expect(sorted(paginated) == sorted(snapshots), "boto3's paginator does not see all snapshots")
+    whole = ec2.describe_snapshots(Filters=RUN_FILTER)
+    expect(len(whole["Snapshots"]) == 12 and not whole.get("NextToken"), "without MaxResults: not all in one page")
+    tagged = all({"Key": TAG_KEY, "Value": RUN} in s.get("Tags", []) for s in whole["Snapshots"])
+    expect(tagged, "snapshots do not carry their tags")
+    say("ok: without MaxResults all 12 in one page, with their tags")
+    for bad in (4, 1001):
+        expect_error("InvalidParameterValue", lambda: ec2.describe_snapshots(MaxResults=bad))
+    say("ok: MaxResults 4 and 1001 rejected with InvalidParameterValue")
+    expect_error(
+        "InvalidParameterCombination", lambda: ec2.describe_snapshots(MaxResults=5, SnapshotIds=snapshots[:2])
+    )
+    expect_error("InvalidPaginationToken", lambda: ec2.describe_snapshots(MaxResults=5, NextToken="bogus"))
+    say("ok: MaxResults with SnapshotIds and a bogus NextToken rejected")
+    first = ec2.describe_snapshots(MaxResults=5, Filters=RUN_FILTER)
+    gone = first["Snapshots"][0]["SnapshotId"]
+    ec2.delete_snapshot(SnapshotId=gone)
+    rest = []
+    token = first["NextToken"]
+    while token:
+        answer = ec2.describe_snapshots(MaxResults=5, Filters=RUN_FILTER, NextToken=token)
+        rest += [s["SnapshotId"] for s in answer["Snapshots"]]
+        token = answer.get("NextToken")
+    seen = [s["SnapshotId"] for s in first["Snapshots"]] + rest
+    expect(sorted(seen) == sorted(snapshots), "deleting a snapshot between pages made paging skip one")
+    snapshots.remove(gone)
+    say("ok: a delete between pages does not make later pages skip anything")
+
+    # c. paging: volumes
+    volumes = [volume] + [
+        ec2.create_volume(Size=1, AvailabilityZone=zone, TagSpecifications=tag_spec("volume"))["VolumeId"]
+        for _ in range(5)
+    ]
+    for extra in volumes[1:]:
+        cleanup.append(lambda v=extra: ec2.delete_volume(VolumeId=v))
+    check_pages(
+        "DescribeVolumes MaxResults=5",
+        walk_pages(ec2.describe_volumes, "Volumes", 5, Filters=RUN_FILTER),
+        set(volumes),
+        5,
+    )
+    expect_error("InvalidParameterValue", lambda: ec2.describe_volumes(MaxResults=4))
+
+    # d. AMI in use + c. paging: images
+    images = []
+    for index in range(6):
+        image = ec2.register_image(
+            Name=f"ninelives-selftest-{RUN}-{index}",
+            RootDeviceName="/dev/xvda",
+            VirtualizationType="hvm",
+            Architecture="x86_64",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshots[index]}}],
+            TagSpecifications=tag_spec("image"),
+        )["ImageId"]
+        images.append(image)
+        cleanup.append(lambda i=image: i in images and ec2.deregister_image(ImageId=i))
+    ec2.create_tags(Resources=images, Tags=[{"Key": TAG_KEY, "Value": RUN}])
+    check_pages(
+        "DescribeImages MaxResults=5",
+        walk_pages(ec2.describe_images, "Images", 5, Owners=["self"], Filters=RUN_FILTER),
+        set(images),
+        5,
+    )
+    shown = ec2.describe_images(ImageIds=[images[0]])["Images"][0]
+    shown_snapshots = [m.get("Ebs", {}).get("SnapshotId") for m in shown["BlockDeviceMappings"]]
+    expect(shown_snapshots == [snapshots[0]], f"DescribeImages shows {shown_snapshots}, registered {snapshots[0]}")
+    expect(shown.get("RootDeviceName") == "/dev/xvda", f"RootDeviceName {shown.get('RootDeviceName')}")
+    invented = ec2.describe_snapshots(Filters=[{"Name": "description", "Values": [f"*{images[0]}*"]}])["Snapshots"]
+    expect(not invented, f"RegisterImage created a snapshot: {invented}")
+    say("ok: RegisterImage keeps its block device mappings and creates no snapshot")
+    error = expect_error("InvalidSnapshot.InUse", lambda: ec2.delete_snapshot(SnapshotId=snapshots[0]))
+    expect(images[0] in error.response["Error"].get("Message", ""), f"InUse message names no AMI: {error}")
+    ec2.deregister_image(ImageId=images[0])
+    images.remove(images[0])
+    ec2.delete_snapshot(SnapshotId=snapshots[0])
+    snapshots.remove(snapshots[0])
+    expect_error(
+        "InvalidSnapshot.NotFound",
+        lambda: ec2.register_image(
+            Name=f"ninelives-selftest-{RUN}-missing",
+            RootDeviceName="/dev/xvda",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-00000000000000000"}}],
+        ),
+    )
+    say("ok: DeleteSnapshot of a RegisterImage snapshot is InvalidSnapshot.InUse (HTTP 400) until deregistered")
+
+    # c. paging: instances (one reservation per RunInstances)
+    reservations = []
+    for _ in range(6):
+        answer = ec2.run_instances(
+            ImageId=images[-1], MinCount=1, MaxCount=1, InstanceType="t3.micro",
+            TagSpecifications=tag_spec("instance"),
+        )
+        reservations.append(answer["ReservationId"])
+        ids = [i["InstanceId"] for i in answer["Instances"]]
+        cleanup.append(lambda ids=ids: ec2.terminate_instances(InstanceIds=ids))
+    check_pages(
+        "DescribeInstances MaxResults=5",
+        walk_pages(ec2.describe_instances, "Reservations", 5, Filters=RUN_FILTER),
+        set(reservations),
+        5,
+    )
+    whole = ec2.describe_instances(Filters=RUN_FILTER)
+    expect(len(whole["Reservations"]) == 6 and not whole.get("NextToken"), "DescribeInstances without MaxResults")
+    instance = whole["Reservations"][0]["Instances"][0]
+    devices = [m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])]
+    expect(instance.get("RootDeviceName") == "/dev/xvda" and devices == ["/dev/xvda"],
+           f"instance from a /dev/xvda AMI: RootDeviceName {instance.get('RootDeviceName')}, devices {devices}")
+    say("ok: an instance of a RegisterImage AMI has its root volume at the AMI's RootDeviceName")
+    expect_error("InvalidParameterValue", lambda: ec2.describe_instances(MaxResults=1001))
+
+    # e. lifecycle actions
+    group = f"ninelives-selftest-{RUN}"
+    hook = "terminate-hook"
+    template = ec2.create_launch_template(
+        LaunchTemplateName=group, LaunchTemplateData={"ImageId": images[-1], "InstanceType": "t3.micro"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    cleanup.append(lambda: ec2.delete_launch_template(LaunchTemplateId=template))
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName=group,
+        LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+        MinSize=0, MaxSize=1, DesiredCapacity=1, AvailabilityZones=[zone],
+    )
+    cleanup.append(lambda: asg.delete_auto_scaling_group(AutoScalingGroupName=group, ForceDelete=True))
+    asg.put_lifecycle_hook(
+        AutoScalingGroupName=group, LifecycleHookName=hook,
+        LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING", HeartbeatTimeout=300, DefaultResult="CONTINUE",
+    )
+    members = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["Instances"]
+    expect(len(members) == 1, f"the group has {len(members)} instances, expected 1")
+    instance_id = members[0]["InstanceId"]
+    cleanup.append(lambda: ec2.terminate_instances(InstanceIds=[instance_id]))
+    token = str(uuid.uuid4())
+    bodies: list[bytes] = []
+    asg.meta.events.register(
+        "after-call.auto-scaling.*", lambda http_response, **_: bodies.append(http_response.content)
+    )
+    common = {"AutoScalingGroupName": group, "LifecycleHookName": hook}
+    asg.complete_lifecycle_action(**common, InstanceId=instance_id, LifecycleActionResult="CONTINUE")
+    asg.record_lifecycle_action_heartbeat(**common, LifecycleActionToken=token)
+    asg.complete_lifecycle_action(**common, LifecycleActionToken=token, LifecycleActionResult="ABANDON")
+    for name in ("CompleteLifecycleActionResponse", "RecordLifecycleActionHeartbeatResponse"):
+        expect(any(name.encode() in b and b"<RequestId>" in b for b in bodies), f"no {name} with ResponseMetadata")
+    say("ok: CompleteLifecycleAction and RecordLifecycleActionHeartbeat accepted for a real group and hook")
+    expect_error("ValidationError", lambda: asg.complete_lifecycle_action(
+        AutoScalingGroupName=group, LifecycleHookName="no-such-hook", InstanceId=instance_id,
+        LifecycleActionResult="CONTINUE"))
+    expect_error("ValidationError", lambda: asg.record_lifecycle_action_heartbeat(
+        AutoScalingGroupName=group, LifecycleHookName="no-such-hook", InstanceId=instance_id))
+    expect_error("ValidationError", lambda: asg.complete_lifecycle_action(
+        AutoScalingGroupName=f"{group}-missing", LifecycleHookName=hook, InstanceId=instance_id,
+        LifecycleActionResult="CONTINUE"))
+    expect_error("ValidationError", lambda: asg.complete_lifecycle_action(
+        **common, InstanceId=instance_id, LifecycleActionResult="MAYBE"))
+    expect_error("ValidationError", lambda: asg.complete_lifecycle_action(**common, LifecycleActionResult="CONTINUE"))
+    say("ok: unknown hook, unknown group, bad result and missing instance/token rejected with ValidationError")
+
+    expected = [
+        ("CompleteLifecycleAction", instance_id, None, "CONTINUE"),
+        ("RecordLifecycleActionHeartbeat", None, token, None),
+        ("CompleteLifecycleAction", None, token, "ABANDON"),
+    ]
+
+    def as_tuples(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        for record in records:
+            for field in ("region", "group", "hook", "timestamp", "account_id"):
+                expect(record.get(field), f"record without {field}: {record}")
+            expect(record["region"] == REGION and record["hook"] == hook, f"record {record}")
+        return [(r["action"], r["instance_id"], r["token"], r["result"]) for r in records]
+
+    recorded = http_json(endpoint, f"/_ninelives/lifecycle-actions?group={group}")
+    expect(as_tuples(recorded) == expected, f"HTTP route has {recorded}")
+    say("ok: GET /_ninelives/lifecycle-actions has the 3 accepted calls, and only those")
+    log_path = os.environ.get("NINELIVES_EMULATOR_LOG") or info.get("lifecycle_log")
+    if log_path:
+        with open(log_path, encoding="utf-8") as lines:
+            in_file = [json.loads(line) for line in lines if line.strip()]
+        expect(as_tuples([r for r in in_file if r.get("group") == group]) == expected, f"{log_path} has {in_file}")
+        say(f"ok: {log_path} has the 3 accepted calls")
+    else:
+        say("note: the server keeps no lifecycle log file (NINELIVES_EMULATOR_LOG unset)")
+    deleted = http_json(endpoint, f"/_ninelives/lifecycle-actions?group={group}", method="DELETE")
+    expect(deleted == {"deleted": 3}, f"DELETE answered {deleted}")
+    expect(http_json(endpoint, f"/_ninelives/lifecycle-actions?group={group}") == [], "records remain after DELETE")
+    if log_path:
+        with open(log_path, encoding="utf-8") as lines:
+            expect(all(json.loads(l).get("group") != group for l in lines if l.strip()), "file keeps deleted records")
+    say("ok: DELETE /_ninelives/lifecycle-actions?group=... removes them")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
