@@ -1,0 +1,135 @@
+//! purge-snapshots (SPEC item 2): on a schedule, delete the managed
+//! snapshots whose `ninelives:expires-at` has passed, except the newest
+//! completed one of each (cluster, name) and those an AMI uses.
+//!
+//! Deletions are paced (`PURGE_DELETES_PER_SECOND`, default 4, below EC2's
+//! refill of 5 per second) and stop before the invocation's deadline; what is
+//! left is reported and the next scheduled run continues, so a backlog of
+//! 10,000 snapshots drains over a few runs without starving other tools.
+
+use aws_config::SdkConfig;
+use chrono::Utc;
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde_json::Value;
+use shared::backup::ports::BackupApi;
+use shared::backup::purge::{PurgeRun, purge};
+use shared::config::{self, Common, Env};
+use shared::ec2::Ec2;
+use shared::envelope::{Delivery, Payload};
+use shared::function::{Function, Outcome, report};
+use shared::invocation::{Invocation, dispatch};
+use shared::notify::{Notifier, SnsNotifier};
+use shared::{ConfigError, Error, EventError};
+
+pub const NAME: &str = "purge-snapshots";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub common: Common,
+    /// `PURGE_DELETES_PER_SECOND`: 0 to 1000, 0 meaning unpaced (local use).
+    pub deletes_per_second: f64,
+    /// `PURGE_CONCURRENCY`: deletions in flight, 1 to 64.
+    pub concurrency: usize,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Config {
+            common: Common::from_env(env)?,
+            deletes_per_second: config::number(env, "PURGE_DELETES_PER_SECOND", 4.0, 0.0, 1000.0)?,
+            concurrency: config::number(env, "PURGE_CONCURRENCY", 4, 1, 64)?,
+        })
+    }
+}
+
+/// A direct invocation or constant input may ask for a dry run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Whether the event asks for a dry run. Any EventBridge event (the
+/// schedule) is a plain run unless its detail says `"dry_run": true`.
+pub fn parse_dry_run(payload: &Payload) -> Result<bool, EventError> {
+    let value = match payload {
+        Payload::Direct(value) => value,
+        Payload::EventBridge(event) => &event.detail,
+        Payload::NoOp { reason } => return Err(EventError::Invalid(format!("nothing to do: {reason}"))),
+    };
+    if value.as_object().is_some_and(|o| o.is_empty()) || value.is_null() {
+        return Ok(false);
+    }
+    let input: Input = serde_json::from_value(value.clone()).map_err(|source| EventError::Shape {
+        context: "purge-snapshots input",
+        source,
+    })?;
+    Ok(input.dry_run)
+}
+
+pub struct PurgeSnapshots<A = Ec2, N = SnsNotifier> {
+    config: Config,
+    api: A,
+    notifier: N,
+}
+
+impl<A: BackupApi, N: Notifier> PurgeSnapshots<A, N> {
+    pub fn with(config: Config, api: A, notifier: N) -> Self {
+        PurgeSnapshots {
+            config,
+            api,
+            notifier,
+        }
+    }
+
+    pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let invocation = Invocation::from_context(&event.context);
+        dispatch(NAME, event.payload, |delivery| self.run(delivery, &invocation)).await
+    }
+
+    async fn run(&self, delivery: Delivery, invocation: &Invocation) -> Result<Value, Error> {
+        let run = PurgeRun {
+            now: Utc::now(),
+            dry_run: self.config.common.dry_run || parse_dry_run(&delivery.payload)?,
+            deletes_per_second: self.config.deletes_per_second,
+            concurrency: self.config.concurrency,
+        };
+        tracing::info!(function = NAME, route = %delivery.route(), dry_run = run.dry_run, deletes_per_second = run.deletes_per_second, "purge starting");
+        let summary = purge(&self.api, &run, &invocation.deadline).await?;
+        let changed = !run.dry_run && (!summary.deleted.is_empty() || !summary.failed.is_empty());
+        report(
+            &self.notifier,
+            Outcome {
+                function: NAME,
+                summary: &summary,
+                headline: summary.headline(),
+                changed,
+                error: summary.outcome_error(),
+            },
+        )
+        .await
+    }
+}
+
+impl Function for PurgeSnapshots {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    fn config(env: &impl Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let notifier = SnsNotifier::new(
+            aws_sdk_sns::Client::new(sdk),
+            config.common.notify_topic_arn.clone(),
+        );
+        PurgeSnapshots::with(config, Ec2::new(aws_sdk_ec2::Client::new(sdk)), notifier)
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        self.handle_event(event).await
+    }
+}

@@ -1,0 +1,206 @@
+//! snapshot-volumes (SPEC item 1): on a schedule, snapshot every volume
+//! tagged `ninelives:cluster` for one retention tier.
+//!
+//! The tier comes from the event: `{"tier": "daily"}` as constant input, a
+//! `tier` in an EventBridge event's detail, or the schedule rule's name
+//! (`...-daily-...`). The handler turns the event into a [`SnapshotRun`] and
+//! hands it to `shared::backup::snapshot`.
+
+use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+use serde_json::Value;
+use shared::backup::hooks::NoAppHooks;
+use shared::backup::ports::BackupApi;
+use shared::backup::snapshot::{SnapshotRun, take_snapshots};
+use shared::backup::tier::{Retention, Tier};
+use shared::config::{Common, Env};
+use shared::ec2::Ec2;
+use shared::envelope::{Delivery, Payload};
+use shared::function::{Function, Outcome, report};
+use shared::invocation::{Invocation, dispatch};
+use shared::notify::{Notifier, SnsNotifier};
+use shared::{ConfigError, Error, EventError};
+
+pub const NAME: &str = "snapshot-volumes";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub common: Common,
+    pub retention: Retention,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Config {
+            common: Common::from_env(env)?,
+            retention: Retention::from_env(env)?,
+        })
+    }
+}
+
+/// What an event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub tier: Tier,
+    pub time: DateTime<Utc>,
+    /// The event may ask for a dry run; it can never cancel one the
+    /// configuration asks for.
+    pub dry_run: bool,
+}
+
+/// The constant input of a schedule target, or a direct invocation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    tier: Option<String>,
+    /// RFC 3339; defaults to now. Fixes the period for a replayed event.
+    time: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+const TIER_HELP: &str = "give {\"tier\": \"hourly|daily|weekly|monthly\"} as constant input, or name the schedule rule after its tier";
+
+/// Reads the request from a delivered payload. `now` is used when the event
+/// carries no time.
+pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, EventError> {
+    match payload {
+        Payload::Direct(value) => {
+            let input: Input = serde_json::from_value(value.clone()).map_err(|source| EventError::Shape {
+                context: "snapshot-volumes input",
+                source,
+            })?;
+            let Some(tier) = input.tier else {
+                return Err(EventError::Invalid(format!(
+                    "the event names no tier: {TIER_HELP}"
+                )));
+            };
+            let time = match input.time {
+                None => now,
+                Some(t) => DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| EventError::Invalid(format!("\"time\" {t:?} is not an RFC 3339 time: {e}")))?
+                    .with_timezone(&Utc),
+            };
+            Ok(Request {
+                tier: tier.parse()?,
+                time,
+                dry_run: input.dry_run,
+            })
+        }
+        Payload::EventBridge(event) => {
+            let detail_tier = event.detail.get("tier").map(|t| {
+                t.as_str()
+                    .ok_or_else(|| EventError::Invalid(format!("detail.tier must be a string, not {t}")))
+            });
+            let tier = match detail_tier {
+                Some(t) => t?.parse()?,
+                None => {
+                    let mut found = None;
+                    for arn in event.resources.iter().flatten() {
+                        if let Some(tier) = Tier::from_rule_arn(arn)? {
+                            found = Some(tier);
+                            break;
+                        }
+                    }
+                    found.ok_or_else(|| {
+                        EventError::Invalid(format!(
+                            "cannot tell the tier of {:?} event from {:?}: {TIER_HELP}",
+                            event.detail_type,
+                            event.resources.as_deref().unwrap_or_default()
+                        ))
+                    })?
+                }
+            };
+            let dry_run = match event.detail.get("dry_run") {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(EventError::Invalid(format!(
+                        "detail.dry_run must be true or false, not {other}"
+                    )));
+                }
+            };
+            Ok(Request {
+                tier,
+                time: event.time.unwrap_or(now),
+                dry_run,
+            })
+        }
+        Payload::NoOp { reason } => Err(EventError::Invalid(format!("nothing to do: {reason}"))),
+    }
+}
+
+pub struct SnapshotVolumes<A = Ec2, N = SnsNotifier> {
+    config: Config,
+    api: A,
+    notifier: N,
+}
+
+impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
+    pub fn with(config: Config, api: A, notifier: N) -> Self {
+        SnapshotVolumes {
+            config,
+            api,
+            notifier,
+        }
+    }
+
+    async fn run(&self, delivery: Delivery, invocation: &Invocation) -> Result<Value, Error> {
+        let request = parse_request(&delivery.payload, Utc::now())?;
+        let run = SnapshotRun {
+            tier: request.tier,
+            time: request.time,
+            retention: self.config.retention,
+            run_id: invocation.request_id.clone(),
+            dry_run: self.config.common.dry_run || request.dry_run,
+        };
+        tracing::info!(function = NAME, route = %delivery.route(), tier = %run.tier, period = %run.period(), dry_run = run.dry_run, "snapshot run starting");
+        let summary = take_snapshots(&self.api, &NoAppHooks, &run, &invocation.deadline).await?;
+        let changed = !run.dry_run
+            && (!summary.created.is_empty()
+                || !summary.failed.is_empty()
+                || !summary.not_started.is_empty()
+                || !summary.duplicates_removed.is_empty());
+        report(
+            &self.notifier,
+            Outcome {
+                function: NAME,
+                summary: &summary,
+                headline: summary.headline(),
+                changed,
+                error: summary.outcome_error(),
+            },
+        )
+        .await
+    }
+}
+
+impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
+    pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let invocation = Invocation::from_context(&event.context);
+        dispatch(NAME, event.payload, |delivery| self.run(delivery, &invocation)).await
+    }
+}
+
+impl Function for SnapshotVolumes {
+    const NAME: &'static str = NAME;
+    type Config = Config;
+
+    fn config(env: &impl Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let notifier = SnsNotifier::new(
+            aws_sdk_sns::Client::new(sdk),
+            config.common.notify_topic_arn.clone(),
+        );
+        SnapshotVolumes::with(config, Ec2::new(aws_sdk_ec2::Client::new(sdk)), notifier)
+    }
+
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        self.handle_event(event).await
+    }
+}

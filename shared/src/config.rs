@@ -1,0 +1,194 @@
+//! Reading settings from the environment, with an error that names the
+//! variable for anything missing or malformed. Each function builds its own
+//! typed `Config` from these helpers once, at start-up, before any AWS call.
+//!
+//! Lookups go through [`Env`] so tests can pass a map instead of mutating the
+//! process environment (which is shared by every test thread).
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+
+use crate::error::ConfigError;
+
+/// Where settings come from.
+pub trait Env {
+    /// The value of `name`, or `None` when unset. Empty values count as unset:
+    /// templates often render an optional parameter as `""`.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var_os(name)
+            .map(|v| v.to_string_lossy().trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for HashMap<&str, &str, S> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// A value that must be present.
+pub fn required(env: &impl Env, name: &'static str) -> Result<String, ConfigError> {
+    env.get(name).ok_or(ConfigError::Missing { name })
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), `default` when unset.
+pub fn flag(env: &impl Env, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    let Some(value) = env.get(name) else {
+        return Ok(default);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+/// A number in `min..=max`, `default` when unset.
+pub fn number<T>(env: &impl Env, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + Display + Copy,
+{
+    let Some(value) = env.get(name) else {
+        return Ok(default);
+    };
+    let parsed: T = value.parse().map_err(|_| ConfigError::Invalid {
+        name,
+        value: value.clone(),
+        reason: format!("expected a number from {min} to {max}"),
+    })?;
+    // Written so that NaN, which compares false with everything, fails.
+    if !(parsed >= min && parsed <= max) {
+        return Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: format!("must be from {min} to {max}"),
+        });
+    }
+    Ok(parsed)
+}
+
+/// An optional ARN of the given service (`sns`, `sqs`, ...).
+pub fn optional_arn(
+    env: &impl Env,
+    name: &'static str,
+    service: &str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(value) = env.get(name) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = value.splitn(6, ':').collect();
+    let valid = parts.len() == 6
+        && parts[0] == "arn"
+        && !parts[1].is_empty()
+        && parts[2] == service
+        && !parts[3].is_empty()
+        && !parts[5].is_empty();
+    if !valid {
+        return Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: format!("expected an {service} ARN like arn:aws:{service}:REGION:ACCOUNT:NAME"),
+        });
+    }
+    Ok(Some(value))
+}
+
+/// Settings every function that changes something shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
+    /// `DRY_RUN`: change nothing, report what would be done.
+    pub dry_run: bool,
+    /// `NOTIFY_TOPIC_ARN`: where summaries of changes are published.
+    pub notify_topic_arn: Option<String>,
+}
+
+impl Common {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Common {
+            dry_run: flag(env, "DRY_RUN", false)?,
+            notify_topic_arn: optional_arn(env, "NOTIFY_TOPIC_ARN", "sns")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn flags() {
+        assert!(!flag(&env(&[]), "DRY_RUN", false).unwrap());
+        assert!(flag(&env(&[("DRY_RUN", "TRUE")]), "DRY_RUN", false).unwrap());
+        assert!(!flag(&env(&[("DRY_RUN", " 0 ")]), "DRY_RUN", true).unwrap());
+        assert!(!flag(&env(&[("DRY_RUN", "")]), "DRY_RUN", false).unwrap());
+        let err = flag(&env(&[("DRY_RUN", "maybe")]), "DRY_RUN", false).unwrap_err();
+        assert!(err.to_string().contains("DRY_RUN=\"maybe\""), "{err}");
+    }
+
+    #[test]
+    fn numbers_in_range() {
+        let e = env(&[("N", "12"), ("BAD", "-3"), ("BIG", "99999"), ("TXT", "7d")]);
+        assert_eq!(number(&e, "N", 1u32, 1, 100).unwrap(), 12);
+        assert_eq!(number(&e, "UNSET", 5u32, 1, 100).unwrap(), 5);
+        for name in ["BAD", "BIG", "TXT"] {
+            let err = number(&e, name, 1u32, 1, 100).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let floats = env(&[("R", "2.5"), ("NAN", "NaN"), ("INF", "inf")]);
+        assert_eq!(number(&floats, "R", 4.0f64, 0.0, 100.0).unwrap(), 2.5);
+        assert!(number(&floats, "NAN", 4.0f64, 0.0, 100.0).is_err());
+        assert!(number(&floats, "INF", 4.0f64, 0.0, 100.0).is_err());
+    }
+
+    #[test]
+    fn arns() {
+        let good = "arn:aws:sns:us-east-1:123456789012:ninelives";
+        let e = env(&[
+            ("T", good),
+            ("Q", "arn:aws:sqs:us-east-1:1:q"),
+            ("X", "ninelives"),
+        ]);
+        assert_eq!(optional_arn(&e, "T", "sns").unwrap().as_deref(), Some(good));
+        assert_eq!(optional_arn(&e, "U", "sns").unwrap(), None);
+        assert!(optional_arn(&e, "Q", "sns").is_err());
+        let err = optional_arn(&e, "X", "sns").unwrap_err();
+        assert!(err.to_string().contains("X=\"ninelives\""), "{err}");
+    }
+
+    #[test]
+    fn common() {
+        let c = Common::from_env(&env(&[("DRY_RUN", "true")])).unwrap();
+        assert!(c.dry_run);
+        assert_eq!(c.notify_topic_arn, None);
+        assert!(Common::from_env(&env(&[("NOTIFY_TOPIC_ARN", "x")])).is_err());
+    }
+
+    #[test]
+    fn required_names_the_variable() {
+        let err = required(&env(&[("HOSTED_ZONE_ID", " ")]), "HOSTED_ZONE_ID").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable HOSTED_ZONE_ID is required but not set"
+        );
+    }
+}

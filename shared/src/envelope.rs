@@ -1,0 +1,444 @@
+//! Unwrapping the delivery shapes AWS uses to hand an event to a function,
+//! so that each function sees its own payload and nothing else:
+//!
+//! - direct: an `Invoke` call or an EventBridge target with constant input;
+//! - EventBridge: `{"detail-type", "source", "detail", ...}`;
+//! - SNS: Lambda's SNS trigger (`Records[0].Sns.Message` holds the text);
+//! - SQS: Lambda's SQS trigger, a batch whose bodies are any of the above,
+//!   including the SNS notification envelope that a non-raw SNS to SQS
+//!   subscription produces.
+//!
+//! Payloads that ask for no action (Auto Scaling's `TEST_NOTIFICATION`, SNS
+//! subscription confirmations) come out as [`Payload::NoOp`] with the reason,
+//! so every function ignores them the same way.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sns::{SnsEvent, SnsMessage};
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::EventError;
+
+/// How deep wrappers may nest (SQS around SNS around the payload is two).
+const MAX_DEPTH: usize = 3;
+
+/// One wrapper a payload came through, outermost first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "via", rename_all = "lowercase")]
+pub enum Hop {
+    Sqs { message_id: String },
+    Sns { message_id: String, topic_arn: String },
+}
+
+/// What is left after the wrappers are removed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// An EventBridge event: a schedule, an AWS service event, a custom event.
+    EventBridge(EventBridgeEvent<Value>),
+    /// Anything else: constant input, a direct invocation's payload.
+    Direct(Value),
+    /// A message that asks for no action; the reason is for the log.
+    NoOp { reason: String },
+}
+
+/// One payload and the way it came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub hops: Vec<Hop>,
+    pub payload: Payload,
+}
+
+impl Delivery {
+    /// A short description of the route, for logs: `sqs>sns>eventbridge`.
+    pub fn route(&self) -> String {
+        let mut parts: Vec<&str> = self
+            .hops
+            .iter()
+            .map(|h| match h {
+                Hop::Sqs { .. } => "sqs",
+                Hop::Sns { .. } => "sns",
+            })
+            .collect();
+        parts.push(match self.payload {
+            Payload::EventBridge(_) => "eventbridge",
+            Payload::Direct(_) => "direct",
+            Payload::NoOp { .. } => "noop",
+        });
+        parts.join(">")
+    }
+}
+
+/// One message of an SQS batch. A body that cannot be understood is an error
+/// for that message alone; the rest of the batch goes on.
+#[derive(Debug)]
+pub struct SqsItem {
+    pub message_id: String,
+    /// FIFO queues only: messages of one group must be handled in order.
+    pub message_group_id: Option<String>,
+    pub delivery: Result<Delivery, EventError>,
+}
+
+/// An opened event.
+#[derive(Debug)]
+pub enum Envelope {
+    /// Direct, EventBridge or SNS (Lambda's SNS trigger delivers one record).
+    Single(Box<Delivery>),
+    /// An SQS batch, in queue order.
+    Sqs(Vec<SqsItem>),
+}
+
+/// Removes the delivery wrappers from an invocation's event.
+pub fn open(event: Value) -> Result<Envelope, EventError> {
+    if let Some(source) = first_record_source(&event) {
+        match source.as_str() {
+            "aws:sqs" => return open_sqs(event).map(Envelope::Sqs),
+            "aws:sns" => {
+                return open_sns_trigger(event, Vec::new(), 0).map(|d| Envelope::Single(Box::new(d)));
+            }
+            other => {
+                return Err(EventError::Invalid(format!(
+                    "events from {other} are not handled by this function"
+                )));
+            }
+        }
+    }
+    classify(event, Vec::new(), 0).map(|d| Envelope::Single(Box::new(d)))
+}
+
+/// `Records[0].eventSource` (SQS, S3, ...) or `Records[0].EventSource` (SNS).
+fn first_record_source(event: &Value) -> Option<String> {
+    let first = event.get("Records")?.as_array()?.first()?;
+    first
+        .get("eventSource")
+        .or_else(|| first.get("EventSource"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn open_sqs(event: Value) -> Result<Vec<SqsItem>, EventError> {
+    let batch: SqsEvent = serde_json::from_value(event).map_err(|source| EventError::Shape {
+        context: "SQS event",
+        source,
+    })?;
+    Ok(batch
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            let message_group_id = record.attributes.get("MessageGroupId").cloned();
+            let delivery = if message_id.is_empty() {
+                Err(EventError::Invalid(format!(
+                    "SQS record {index} has no messageId"
+                )))
+            } else {
+                let hop = Hop::Sqs {
+                    message_id: message_id.clone(),
+                };
+                match record.body.as_deref() {
+                    None => Err(EventError::Invalid(format!(
+                        "SQS message {message_id} has no body"
+                    ))),
+                    Some(body) => serde_json::from_str::<Value>(body)
+                        .map_err(|source| EventError::InnerNotJson {
+                            context: "SQS message body",
+                            source,
+                        })
+                        .and_then(|inner| classify(inner, vec![hop], 1)),
+                }
+            };
+            SqsItem {
+                message_id,
+                message_group_id,
+                delivery,
+            }
+        })
+        .collect())
+}
+
+fn open_sns_trigger(event: Value, hops: Vec<Hop>, depth: usize) -> Result<Delivery, EventError> {
+    let sns: SnsEvent = serde_json::from_value(event).map_err(|source| EventError::Shape {
+        context: "SNS event",
+        source,
+    })?;
+    let count = sns.records.len();
+    let Some(record) = sns.records.into_iter().next().filter(|_| count == 1) else {
+        return Err(EventError::Invalid(format!(
+            "an SNS event carries exactly one record, this one has {count}"
+        )));
+    };
+    open_sns_message(record.sns, hops, depth)
+}
+
+fn open_sns_message(message: SnsMessage, mut hops: Vec<Hop>, depth: usize) -> Result<Delivery, EventError> {
+    hops.push(Hop::Sns {
+        message_id: message.message_id,
+        topic_arn: message.topic_arn,
+    });
+    let inner: Value = serde_json::from_str(&message.message).map_err(|source| EventError::InnerNotJson {
+        context: "SNS message",
+        source,
+    })?;
+    classify(inner, hops, depth + 1)
+}
+
+fn classify(value: Value, hops: Vec<Hop>, depth: usize) -> Result<Delivery, EventError> {
+    if depth > MAX_DEPTH {
+        return Err(EventError::Invalid(format!(
+            "event is wrapped more than {MAX_DEPTH} levels deep"
+        )));
+    }
+    let field = |name: &str| value.get(name).and_then(Value::as_str);
+
+    // The SNS notification envelope, as SNS puts it in an SQS body (or an
+    // HTTP POST) when raw message delivery is off.
+    if let (Some(kind), Some(_), Some(_)) = (field("Type"), field("TopicArn"), field("Message")) {
+        return match kind {
+            "Notification" => {
+                let message: SnsMessage =
+                    serde_json::from_value(value).map_err(|source| EventError::Shape {
+                        context: "SNS notification",
+                        source,
+                    })?;
+                open_sns_message(message, hops, depth)
+            }
+            "SubscriptionConfirmation" | "UnsubscribeConfirmation" => Ok(Delivery {
+                hops,
+                payload: Payload::NoOp {
+                    reason: format!("SNS {kind} message"),
+                },
+            }),
+            other => Err(EventError::Invalid(format!("unknown SNS message type {other:?}"))),
+        };
+    }
+
+    if value.get("Records").is_some() && first_record_source(&value).as_deref() == Some("aws:sns") {
+        return open_sns_trigger(value, hops, depth);
+    }
+
+    if field("detail-type").is_some() && field("source").is_some() {
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(value).map_err(|source| EventError::Shape {
+                context: "EventBridge event",
+                source,
+            })?;
+        return Ok(Delivery {
+            hops,
+            payload: Payload::EventBridge(event),
+        });
+    }
+
+    // Auto Scaling sends this when a notification target or lifecycle hook
+    // is configured, to SNS and SQS alike.
+    if field("Event") == Some("autoscaling:TEST_NOTIFICATION") {
+        return Ok(Delivery {
+            hops,
+            payload: Payload::NoOp {
+                reason: "autoscaling:TEST_NOTIFICATION".to_owned(),
+            },
+        });
+    }
+
+    Ok(Delivery {
+        hops,
+        payload: Payload::Direct(value),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scheduled() -> Value {
+        json!({
+            "version": "0",
+            "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-11-24T13:00:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/ninelives-snapshot-daily"],
+            "detail": {}
+        })
+    }
+
+    fn sns_record(message: &str) -> Value {
+        json!({
+            "EventSource": "aws:sns",
+            "EventVersion": "1.0",
+            "EventSubscriptionArn": "arn:aws:sns:us-east-1:123456789012:ninelives:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55",
+            "Sns": {
+                "Type": "Notification",
+                "MessageId": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                "TopicArn": "arn:aws:sns:us-east-1:123456789012:ninelives",
+                "Subject": null,
+                "Message": message,
+                "Timestamp": "2026-11-24T13:00:01.000Z",
+                "SignatureVersion": "1",
+                "Signature": "EXAMPLE",
+                "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/cert.pem",
+                "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe",
+                "MessageAttributes": {}
+            }
+        })
+    }
+
+    fn sns_envelope(message: &str) -> Value {
+        json!({
+            "Type": "Notification",
+            "MessageId": "b1f2c3d4-0000-4000-8000-000000000001",
+            "TopicArn": "arn:aws:sns:us-east-1:123456789012:ninelives",
+            "Message": message,
+            "Timestamp": "2026-11-24T13:00:01.000Z",
+            "SignatureVersion": "1",
+            "Signature": "EXAMPLE",
+            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/cert.pem",
+            "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"
+        })
+    }
+
+    fn sqs(bodies: &[String]) -> Value {
+        let records: Vec<Value> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                json!({
+                    "messageId": format!("m-{i}"),
+                    "receiptHandle": "AQEB",
+                    "body": body,
+                    "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": "g"},
+                    "messageAttributes": {},
+                    "md5OfBody": "x",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q.fifo",
+                    "awsRegion": "us-east-1"
+                })
+            })
+            .collect();
+        json!({ "Records": records })
+    }
+
+    fn single(event: Value) -> Delivery {
+        match open(event).unwrap() {
+            Envelope::Single(d) => *d,
+            Envelope::Sqs(_) => panic!("expected a single delivery"),
+        }
+    }
+
+    #[test]
+    fn direct_and_eventbridge() {
+        let d = single(json!({"tier": "daily"}));
+        assert_eq!(d.payload, Payload::Direct(json!({"tier": "daily"})));
+        assert_eq!(d.route(), "direct");
+
+        let d = single(scheduled());
+        let Payload::EventBridge(e) = d.payload else {
+            panic!()
+        };
+        assert_eq!(e.detail_type, "Scheduled Event");
+        assert_eq!(e.resources.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sns_trigger_unwraps_the_message() {
+        let d = single(json!({"Records": [sns_record(&scheduled().to_string())]}));
+        assert_eq!(d.route(), "sns>eventbridge");
+        assert!(matches!(&d.hops[0], Hop::Sns { topic_arn, .. } if topic_arn.ends_with(":ninelives")));
+    }
+
+    #[test]
+    fn sqs_batch_with_raw_and_enveloped_bodies() {
+        let bodies = vec![
+            scheduled().to_string(),
+            sns_envelope(r#"{"tier":"weekly"}"#).to_string(),
+            "not json".to_owned(),
+            sns_envelope("not json either").to_string(),
+            json!({"Event": "autoscaling:TEST_NOTIFICATION", "AccountId": "1"}).to_string(),
+        ];
+        let Envelope::Sqs(items) = open(sqs(&bodies)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(items.len(), 5);
+        assert_eq!(items[0].delivery.as_ref().unwrap().route(), "sqs>eventbridge");
+        let second = items[1].delivery.as_ref().unwrap();
+        assert_eq!(second.route(), "sqs>sns>direct");
+        assert_eq!(second.payload, Payload::Direct(json!({"tier": "weekly"})));
+        assert!(matches!(
+            items[2].delivery,
+            Err(EventError::InnerNotJson {
+                context: "SQS message body",
+                ..
+            })
+        ));
+        assert!(matches!(
+            items[3].delivery,
+            Err(EventError::InnerNotJson {
+                context: "SNS message",
+                ..
+            })
+        ));
+        assert!(matches!(
+            items[4].delivery.as_ref().unwrap().payload,
+            Payload::NoOp { .. }
+        ));
+        assert_eq!(items[0].message_group_id.as_deref(), Some("g"));
+        assert_eq!(items[3].message_id, "m-3");
+    }
+
+    #[test]
+    fn no_ops() {
+        let d = single(json!({"Records": [sns_record(r#"{"Event":"autoscaling:TEST_NOTIFICATION"}"#)]}));
+        assert_eq!(
+            d.payload,
+            Payload::NoOp {
+                reason: "autoscaling:TEST_NOTIFICATION".into()
+            }
+        );
+        let mut confirm = sns_envelope("You have chosen to subscribe");
+        confirm["Type"] = json!("SubscriptionConfirmation");
+        assert!(matches!(single(confirm).payload, Payload::NoOp { .. }));
+    }
+
+    #[test]
+    fn malformed_wrappers_are_errors() {
+        // EventBridge-looking but with a wrongly typed field.
+        let mut bad = scheduled();
+        bad["time"] = json!(12);
+        assert!(matches!(
+            open(bad),
+            Err(EventError::Shape {
+                context: "EventBridge event",
+                ..
+            })
+        ));
+        // SNS record with its message missing.
+        let mut rec = sns_record("{}");
+        rec["Sns"].as_object_mut().unwrap().remove("Message");
+        assert!(matches!(
+            open(json!({"Records": [rec]})),
+            Err(EventError::Shape { .. })
+        ));
+        // Two SNS records cannot come from Lambda's SNS trigger.
+        let two = json!({"Records": [sns_record("{}"), sns_record("{}")]});
+        assert!(open(two).unwrap_err().to_string().contains("exactly one record"));
+        // Some other service's records.
+        let s3 = json!({"Records": [{"eventSource": "aws:s3"}]});
+        assert!(open(s3).unwrap_err().to_string().contains("aws:s3"));
+        // Unknown SNS message type.
+        let mut odd = sns_envelope("{}");
+        odd["Type"] = json!("Telegram");
+        assert!(open(odd).is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut event = json!({"tier": "daily"});
+        for _ in 0..6 {
+            event = sns_envelope(&event.to_string());
+        }
+        assert!(open(event).unwrap_err().to_string().contains("levels deep"));
+    }
+}

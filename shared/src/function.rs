@@ -1,0 +1,104 @@
+//! What every ninelives function is to the outside: a name, a typed config
+//! read from the environment, a handler built once from that config and the
+//! shared AWS configuration, and a `handle` for each invocation. The Lambda
+//! entry point ([`serve`]) and the `replay` tool both go through this, so a
+//! replayed event runs exactly the code Lambda runs.
+
+use std::future::Future;
+
+use aws_config::SdkConfig;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Env, ProcessEnv};
+use crate::error::{ConfigError, Error};
+use crate::notify::{Notifier, send_summary};
+
+pub trait Function: Sized + Sync {
+    /// The folder name under `functions/`, e.g. `snapshot-volumes`.
+    const NAME: &'static str;
+
+    type Config;
+
+    /// Reads and checks every setting; no AWS call.
+    fn config(env: &impl Env) -> Result<Self::Config, ConfigError>;
+
+    /// Builds the handler and its AWS clients, once per process.
+    fn new(config: Self::Config, sdk: &SdkConfig) -> Self;
+
+    fn handle(&self, event: LambdaEvent<Value>) -> impl Future<Output = Result<Value, Error>> + Send;
+}
+
+/// Settings first (a bad one is named before anything else happens), then
+/// the AWS configuration, then the handler.
+pub async fn from_env<F: Function>(env: &impl Env) -> Result<F, Error> {
+    let config = F::config(env)?;
+    let sdk = crate::aws::load_sdk_config().await?;
+    Ok(F::new(config, &sdk))
+}
+
+/// The Lambda entry point of every function's `main`.
+pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init("info");
+    let handler = match from_env::<F>(&ProcessEnv).await {
+        Ok(handler) => handler,
+        Err(err) => {
+            tracing::error!(function = F::NAME, error = %err, error_type = %err.error_type(), "cannot start");
+            return Err(err.into());
+        }
+    };
+    // Boxing the handler's future keeps the runtime's future small and its
+    // type shallow (the SDK's futures nest deeply).
+    lambda_runtime::run(service_fn(|event| Box::pin(handler.handle(event)))).await
+}
+
+/// How a run ended, for [`report`].
+pub struct Outcome<'a, S> {
+    pub function: &'static str,
+    pub summary: &'a S,
+    /// One line for the log message and the notification subject.
+    pub headline: String,
+    /// Whether the run changed something worth a notification.
+    pub changed: bool,
+    /// The error to return when the run did not finish its work.
+    pub error: Option<Error>,
+}
+
+/// Ends a run the same way in every function: the summary as one JSON log
+/// line, a notification when something changed, then the summary as the
+/// result, or the error that makes Lambda retry what is unfinished.
+pub async fn report<S: Serialize>(notifier: &impl Notifier, outcome: Outcome<'_, S>) -> Result<Value, Error> {
+    let mut value = serde_json::to_value(outcome.summary).map_err(|e| Error::Incomplete {
+        detail: format!("summary could not be serialised: {e}"),
+        retryable: false,
+    })?;
+    tracing::info!(function = outcome.function, summary = %value, "{}", outcome.headline);
+    if outcome.changed
+        && let Some(err) = send_summary(notifier, outcome.function, &outcome.headline, &value).await
+    {
+        value["notify_error"] = Value::String(err);
+    }
+    match outcome.error {
+        Some(err) => Err(err),
+        None => Ok(value),
+    }
+}
+
+/// A "not implemented" error for functions a later issue builds; never a
+/// fake success.
+pub fn not_implemented(function: &'static str, detail: &'static str) -> Error {
+    Error::NotImplemented { function, detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_implemented_is_a_non_retryable_error() {
+        let e = not_implemented("redis-failover", "arrives with the Redis chain work");
+        assert_eq!(e.error_type(), "NonRetryable.NotImplemented");
+        assert!(e.to_string().starts_with("redis-failover is not implemented yet"));
+    }
+}

@@ -1,0 +1,42 @@
+//! The tag contract (SPEC "Resource contract"): the names users put on
+//! volumes and instances, and the names ninelives puts on what it creates.
+//! Nothing else in the code spells a `ninelives:` tag key.
+
+/// Name of the cluster or replica set; the fully qualified record name.
+pub const CLUSTER: &str = "ninelives:cluster";
+/// Logical volume within the cluster (a tablespace such as `main`).
+pub const NAME: &str = "ninelives:name";
+/// Role of an instance: `redis`, `mongodb`, `mongodb-arbiter`, `search`, `postgres`.
+pub const ROLE: &str = "ninelives:role";
+/// `off` excludes a volume from backups.
+pub const BACKUP: &str = "ninelives:backup";
+/// `host:port` override for a node.
+pub const ENDPOINT: &str = "ninelives:endpoint";
+/// Device a restored volume is attached at (default `/dev/sdf`).
+pub const DEVICE: &str = "ninelives:device";
+/// Size in GiB of a new, empty volume.
+pub const SIZE: &str = "ninelives:size";
+/// `latest`, a snapshot id, or `none`.
+pub const RESTORE: &str = "ninelives:restore";
+/// Application whose backup mode wraps the snapshot (`postgres`).
+pub const APP: &str = "ninelives:app";
+
+/// On snapshots: the retention tier that made it.
+pub const TIER: &str = "ninelives:tier";
+/// On snapshots: the volume it was taken from.
+pub const VOLUME_ID: &str = "ninelives:volume-id";
+/// On snapshots: when it may be purged (RFC 3339, UTC).
+pub const EXPIRES_AT: &str = "ninelives:expires-at";
+/// On snapshots: marks what ninelives manages; purge touches nothing else.
+pub const MANAGED_BY: &str = "ninelives:managed-by";
+/// The value of [`MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "ninelives";
+/// On snapshots: the tier's period the snapshot belongs to (`2026-11-24`
+/// for daily). With the tier and volume it makes the idempotency key: one
+/// snapshot per volume, tier and period, however often the event arrives.
+pub const PERIOD: &str = "ninelives:period";
+/// On snapshots: the invocation (Lambda request id) that created it. All
+/// snapshots of one `CreateSnapshots` call share it.
+pub const RUN: &str = "ninelives:run";
+/// On snapshots: the instance the volume was attached to, if any.
+pub const INSTANCE_ID: &str = "ninelives:instance-id";
