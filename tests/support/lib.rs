@@ -1,1 +1,253 @@
+//! Helpers for integration tests against the local AWS (moto, started by
+//! `scripts/test.sh` through `scripts/local-aws.sh`).
+//!
+//! Each test works in a region of its own, so tests running in parallel
+//! never see each other's volumes and snapshots, and names carry a per-run
+//! suffix so a server reused between runs cannot confuse them.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_ec2::types::{Filter, InstanceType, ResourceType, Snapshot, Tag, TagSpecification, VolumeType};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+/// The shared AWS configuration for `region`, pointing at the local AWS.
+/// Panics, saying what to do, when no local endpoint is configured: these
+/// tests must never run against a real account.
+pub async fn sdk(region: &'static str) -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
+        "integration tests need the local AWS on loopback (AWS_ENDPOINT_URL is {endpoint:?}): \
+         run scripts/test.sh, or scripts/local-aws.sh start && eval \"$(scripts/local-aws.sh env)\""
+    );
+    shared::aws::load_sdk_config()
+        .await
+        .expect("AWS config")
+        .to_builder()
+        .region(Region::new(region))
+        .build()
+}
+
+/// A suffix unique to this test process.
+pub fn unique() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}", nanos % 0xffff_ffff_ffff)
+}
+
+/// A settings map, as the functions read them.
+pub fn env<'a>(pairs: &[(&'a str, &'a str)]) -> HashMap<&'a str, &'a str> {
+    pairs.iter().copied().collect()
+}
+
+/// An invocation of `payload` with a fresh request id and a deadline.
+pub fn event(payload: Value, deadline_in: Duration) -> LambdaEvent<Value> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut context = Context::default();
+    context.request_id = format!("test-{}-{:x}", unique(), rand_u32());
+    context.deadline = (now + deadline_in).as_millis() as u64;
+    LambdaEvent::new(payload, context)
+}
+
+fn rand_u32() -> u32 {
+    // Distinct per call within a process: a counter is enough.
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A fixture from `events-fixtures/`.
+pub fn fixture(relative: &str) -> Value {
+    let path = root().join("events-fixtures").join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// EC2 in one region, with helpers to build a fleet and read it back.
+pub struct Ec2 {
+    pub client: aws_sdk_ec2::Client,
+}
+
+pub struct Instance {
+    pub id: String,
+    pub az: String,
+    pub root_volume: String,
+}
+
+fn tags_spec(kind: ResourceType, tags: &[(&str, &str)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+impl Ec2 {
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Ec2 {
+            client: aws_sdk_ec2::Client::new(sdk),
+        }
+    }
+
+    pub async fn instance(&self) -> Instance {
+        let out = self
+            .client
+            .run_instances()
+            .image_id("ami-12345678")
+            .instance_type(InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .expect("RunInstances");
+        let i = &out.instances()[0];
+        Instance {
+            id: i.instance_id().unwrap().to_owned(),
+            az: i
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .unwrap()
+                .to_owned(),
+            root_volume: i.block_device_mappings()[0]
+                .ebs()
+                .unwrap()
+                .volume_id()
+                .unwrap()
+                .to_owned(),
+        }
+    }
+
+    /// A 10 GiB volume with `tags`, attached at `device` of `instance` if given.
+    pub async fn volume(&self, az: &str, tags: &[(&str, &str)], attach: Option<(&Instance, &str)>) -> String {
+        let mut request = self
+            .client
+            .create_volume()
+            .availability_zone(az)
+            .size(10)
+            .volume_type(VolumeType::Gp3);
+        if !tags.is_empty() {
+            request = request.tag_specifications(tags_spec(ResourceType::Volume, tags));
+        }
+        let id = request
+            .send()
+            .await
+            .expect("CreateVolume")
+            .volume_id()
+            .unwrap()
+            .to_owned();
+        if let Some((instance, device)) = attach {
+            self.client
+                .attach_volume()
+                .volume_id(&id)
+                .instance_id(&instance.id)
+                .device(device)
+                .send()
+                .await
+                .expect("AttachVolume");
+        }
+        id
+    }
+
+    /// A snapshot of `volume` with `tags`, made directly (not by ninelives).
+    pub async fn snapshot(&self, volume: &str, tags: &[(&str, &str)]) -> String {
+        self.client
+            .create_snapshot()
+            .volume_id(volume)
+            .tag_specifications(tags_spec(ResourceType::Snapshot, tags))
+            .send()
+            .await
+            .expect("CreateSnapshot")
+            .snapshot_id()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Every snapshot this account owns in the region, every page.
+    pub async fn snapshots(&self) -> Vec<Snapshot> {
+        self.client
+            .describe_snapshots()
+            .owner_ids("self")
+            .into_paginator()
+            .page_size(1000)
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .expect("DescribeSnapshots")
+    }
+
+    /// Snapshots taken of `volume`.
+    pub async fn snapshots_of(&self, volume: &str) -> Vec<Snapshot> {
+        self.client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(Filter::builder().name("volume-id").values(volume).build())
+            .send()
+            .await
+            .expect("DescribeSnapshots")
+            .snapshots()
+            .to_vec()
+    }
+
+    /// Registers an AMI whose root is `snapshot`.
+    pub async fn image_of(&self, snapshot: &str) -> String {
+        use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice};
+        self.client
+            .register_image()
+            .name(format!("ninelives-test-{}", unique()))
+            .root_device_name("/dev/xvda")
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/xvda")
+                    .ebs(EbsBlockDevice::builder().snapshot_id(snapshot).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("RegisterImage")
+            .image_id()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// The value of tag `key` on a snapshot.
+pub fn tag<'a>(snapshot: &'a Snapshot, key: &str) -> Option<&'a str> {
+    snapshot
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+/// Snapshot ids, sorted.
+pub fn ids(snapshots: &[Snapshot]) -> Vec<String> {
+    let mut v: Vec<String> = snapshots
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_owned))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `n` seconds as a deadline, for events.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}

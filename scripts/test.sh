@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The test command (README "Quickstart", and what .ci/run calls): installs
+# what the checks need, then runs every check CI runs:
+#   cargo fmt --check, cargo clippy -D warnings, the local AWS (moto) with
+#   its extension self-test, and every test of the workspace against it.
+#
+# Needs Rust (rustup) and Python 3 on a Debian-like machine; as root it
+# installs missing Debian packages itself (python3-venv for the local AWS).
+# The local AWS is restarted so every run starts from an empty account, and
+# stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$(date +%s)
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+if command -v rustup >/dev/null 2>&1; then
+  installed=$(rustup component list --installed 2>/dev/null || true)
+  for component in rustfmt clippy; do
+    if ! grep -q "^$component" <<<"$installed"; then
+      say "installing the $component component"
+      rustup component add "$component"
+    fi
+  done
+fi
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy --workspace --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "starting the local AWS"
+scripts/local-aws.sh restart
+trap 'scripts/local-aws.sh stop || true' EXIT
+eval "$(scripts/local-aws.sh env)"
+scripts/local-aws.sh selftest
+
+say "cargo test --workspace"
+log=$(mktemp)
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+rm -f "$log"
+
+say "tests: $passed passed, $failed failed; $(( $(date +%s) - started )) s in all"
+exit "$status"

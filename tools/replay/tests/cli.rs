@@ -1,0 +1,176 @@
+//! The `replay` command line as SPEC "Local use" defines it: JSON result on
+//! stdout and exit 0, or one clear line on stderr and a non-zero exit.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn replay(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_replay"));
+    cmd.current_dir(root()).args(args).env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("replay runs")
+}
+
+fn stderr_line(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(text.lines().count(), 1, "exactly one line on stderr: {text:?}");
+    assert!(out.stdout.is_empty(), "nothing on stdout on failure");
+    text
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let cases: [(&[&str], &str); 5] = [
+        (&[], "expected 2 arguments, got 0"),
+        (&["snapshot-volumes"], "expected 2 arguments, got 1"),
+        (
+            &["backup-everything", "x.json"],
+            "unknown function \"backup-everything\"; expected one of: snapshot-volumes",
+        ),
+        (
+            &["purge-snapshots", "events-fixtures/none.json"],
+            "cannot read event file events-fixtures/none.json",
+        ),
+        (
+            &["purge-snapshots", "events-fixtures/README.md"],
+            "event file events-fixtures/README.md is not valid JSON",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = replay(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let line = stderr_line(&out);
+        assert!(
+            line.starts_with("replay: ") && line.contains(needle),
+            "{args:?}: {line}"
+        );
+    }
+}
+
+#[test]
+fn functions_of_later_issues_fail_clearly() {
+    for (function, fixture) in [
+        (
+            "lifecycle-hook",
+            "events-fixtures/lifecycle-hook/eventbridge-launch.json",
+        ),
+        (
+            "redis-failover",
+            "events-fixtures/redis-failover/alarm-direct.json",
+        ),
+        ("mongo-endpoint", "events-fixtures/mongo-endpoint/scheduled.json"),
+        ("replset-tasks", "events-fixtures/mongo-endpoint/scheduled.json"),
+        (
+            "publish-metrics",
+            "events-fixtures/publish-metrics/scheduled.json",
+        ),
+    ] {
+        let out = replay(&[function, fixture], &[("AWS_REGION", "us-east-1")]);
+        assert_eq!(out.status.code(), Some(1), "{function}");
+        let line = stderr_line(&out);
+        assert!(
+            line.contains(&format!(
+                "{function} failed [NonRetryable.NotImplemented]: {function} is not implemented yet"
+            )),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn configuration_errors_name_the_variable() {
+    let out = replay(
+        &[
+            "snapshot-volumes",
+            "events-fixtures/snapshot-volumes/scheduled-daily.json",
+        ],
+        &[("RETENTION_MONTHLY", "forever"), ("AWS_REGION", "us-east-1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = stderr_line(&out);
+    assert!(line.contains("[NonRetryable.InvalidConfiguration]"), "{line}");
+    assert!(line.contains("RETENTION_MONTHLY=\"forever\""), "{line}");
+
+    let out = replay(
+        &[
+            "purge-snapshots",
+            "events-fixtures/purge-snapshots/scheduled.json",
+        ],
+        &[("NINELIVES_REPLAY_TIMEOUT_SECONDS", "0")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_line(&out).contains("NINELIVES_REPLAY_TIMEOUT_SECONDS"));
+}
+
+#[test]
+fn a_bad_event_is_a_handler_error() {
+    let dir = std::env::temp_dir().join(format!("replay-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad-tier.json");
+    std::fs::write(&file, r#"{"tier": "fortnightly"}"#).unwrap();
+    let out = replay(
+        &["snapshot-volumes", file.to_str().unwrap()],
+        &[("AWS_REGION", "us-east-1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = stderr_line(&out);
+    assert!(
+        line.contains("[NonRetryable.InvalidEvent]: unknown tier \"fortnightly\""),
+        "{line}"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Needs the local AWS (scripts/test.sh starts it).
+#[test]
+fn a_dry_run_prints_the_json_result() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127."),
+        "needs the local AWS: run scripts/test.sh"
+    );
+    let out = replay(
+        &[
+            "snapshot-volumes",
+            "events-fixtures/snapshot-volumes/constant-input-dry-run.json",
+        ],
+        &[("AWS_REGION", "ca-central-1")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "logging is off by default");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(result["function"], "snapshot-volumes");
+    assert_eq!(result["tier"], "weekly");
+    assert_eq!(result["dry_run"], true);
+
+    // RUST_LOG turns the JSON log lines on, still on stderr.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_replay"));
+    let out = cmd
+        .current_dir(root())
+        .args([
+            "purge-snapshots",
+            "events-fixtures/purge-snapshots/direct-dry-run.json",
+        ])
+        .env("AWS_REGION", "ca-central-1")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout stays pure JSON");
+    assert_eq!(result["function"], "purge-snapshots");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let first: serde_json::Value = serde_json::from_str(logs.lines().next().unwrap()).expect("JSON log line");
+    assert_eq!(first["level"], "INFO");
+    assert_eq!(first["function"], "purge-snapshots");
+}
