@@ -37,6 +37,20 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Standard retries (exponential backoff with full jitter, a token bucket
+/// against retry storms) up to [`MAX_ATTEMPTS`].
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 /// Loads the shared AWS configuration. Fails, naming `AWS_REGION`, when no
 /// region can be found.
 pub async fn load_sdk_config() -> Result<SdkConfig, ConfigError> {
@@ -53,14 +67,8 @@ pub async fn load_sdk_config() -> Result<SdkConfig, ConfigError> {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .credentials_provider(credentials)
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        )
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .load()
         .await;
     if config.region().is_none() {
