@@ -98,6 +98,8 @@ pub fn optional_arn(
         && !parts[1].is_empty()
         && parts[2] == service
         && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
         && !parts[5].is_empty();
     if !valid {
         return Err(ConfigError::Invalid {
@@ -165,12 +167,14 @@ mod tests {
         let good = "arn:aws:sns:us-east-1:123456789012:ninelives";
         let e = env(&[
             ("T", good),
-            ("Q", "arn:aws:sqs:us-east-1:1:q"),
+            ("Q", "arn:aws:sqs:us-east-1:123456789012:q"),
             ("X", "ninelives"),
+            ("A", "arn:aws:sns:us-east-1:me:topic"),
         ]);
         assert_eq!(optional_arn(&e, "T", "sns").unwrap().as_deref(), Some(good));
         assert_eq!(optional_arn(&e, "U", "sns").unwrap(), None);
         assert!(optional_arn(&e, "Q", "sns").is_err());
+        assert!(optional_arn(&e, "A", "sns").is_err(), "the account is 12 digits");
         let err = optional_arn(&e, "X", "sns").unwrap_err();
         assert!(err.to_string().contains("X=\"ninelives\""), "{err}");
     }

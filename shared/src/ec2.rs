@@ -3,6 +3,7 @@
 //! nowhere else.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -23,6 +24,13 @@ const VOLUME_PAGE: i32 = 500;
 const IMAGE_PAGE: i32 = 1000;
 /// Values per filter EC2 accepts in one call.
 const FILTER_VALUES: usize = 200;
+/// Waits before retrying a call on a snapshot id EC2 does not know yet.
+const FRESH_ID_WAITS: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
 
 #[derive(Debug, Clone)]
 pub struct Ec2 {
@@ -227,14 +235,27 @@ impl BackupApi for Ec2 {
         if snapshot_ids.is_empty() || tags.is_empty() {
             return Ok(());
         }
-        self.client
-            .create_tags()
-            .set_resources(Some(snapshot_ids.to_vec()))
-            .set_tags(Some(to_sdk_tags(tags)))
-            .send()
-            .await
-            .map_err(|e| Error::aws("ec2:CreateTags", e))?;
-        Ok(())
+        // Tags are added to snapshots just created, and EC2's API is
+        // eventually consistent: for a few seconds a fresh id can answer
+        // InvalidSnapshot.NotFound. Wait and try again before giving up.
+        let mut waits = FRESH_ID_WAITS.iter();
+        loop {
+            let sent = self
+                .client
+                .create_tags()
+                .set_resources(Some(snapshot_ids.to_vec()))
+                .set_tags(Some(to_sdk_tags(tags)))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(err) if err.code() == Some("InvalidSnapshot.NotFound") => match waits.next() {
+                    Some(wait) => tokio::time::sleep(*wait).await,
+                    None => return Err(Error::aws("ec2:CreateTags", err)),
+                },
+                Err(err) => return Err(Error::aws("ec2:CreateTags", err)),
+            }
+        }
     }
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> Result<DeleteOutcome, Error> {
@@ -361,6 +382,28 @@ mod tests {
         assert!(err.is_retryable());
         assert_eq!(err.aws_code(), Some("RequestLimitExceeded"));
         assert!(err.to_string().contains("ec2:DeleteSnapshot"), "{err}");
+    }
+
+    const TAGGED: &str = r#"<CreateTagsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r-3</requestId><return>true</return></CreateTagsResponse>"#;
+
+    #[tokio::test]
+    async fn tagging_a_fresh_snapshot_waits_for_ec2_to_know_it() {
+        let (ec2, seen) = adapter(|_, n| {
+            if n <= 2 {
+                (400, error("InvalidSnapshot.NotFound"))
+            } else {
+                (200, TAGGED.to_owned())
+            }
+        });
+        let tags: Tags = [(tags::NAME.to_owned(), "main".to_owned())].into();
+        ec2.tag_snapshots(&["snap-new".to_owned()], &tags).await.unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert!(
+            seen[2].contains("Action=CreateTags") && seen[2].contains("ResourceId.1=snap-new"),
+            "{}",
+            seen[2]
+        );
     }
 
     #[tokio::test]

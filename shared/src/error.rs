@@ -85,6 +85,9 @@ pub enum Error {
         what: &'static str,
         failed: usize,
         attempted: usize,
+        /// Whether any of the failures can succeed on a retry.
+        retryable: bool,
+        #[source]
         first: Box<Error>,
     },
 
@@ -99,8 +102,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Config(_) | Error::Event(_) | Error::NotImplemented { .. } => false,
-            Error::Aws { retryable, .. } | Error::Incomplete { retryable, .. } => *retryable,
-            Error::Partial { first, .. } => first.is_retryable(),
+            Error::Aws { retryable, .. }
+            | Error::Incomplete { retryable, .. }
+            | Error::Partial { retryable, .. } => *retryable,
         }
     }
 
@@ -226,6 +230,7 @@ mod tests {
             what: "deletions",
             failed: 1,
             attempted: 3,
+            retryable: true,
             first: Box::new(Error::Aws {
                 operation: "DeleteSnapshot",
                 code: Some("RequestLimitExceeded".into()),

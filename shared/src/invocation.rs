@@ -61,9 +61,29 @@ impl Deadline {
         Instant::now() >= self.soft
     }
 
+    /// Whether `wait` still fits before new work must stop.
+    pub fn allows(&self, wait: Duration) -> bool {
+        Instant::now() + wait < self.soft
+    }
+
     /// Runs `work` unless the hard limit passes first (then `None`).
     pub async fn bound<F: Future>(&self, work: F) -> Option<F::Output> {
         tokio::time::timeout_at(self.hard, work).await.ok()
+    }
+
+    /// Runs fallible `work` bounded by the hard limit; running out of time
+    /// is a retryable error naming `what` was cut short.
+    pub async fn within<T>(
+        &self,
+        what: &str,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.bound(work).await.unwrap_or_else(|| {
+            Err(Error::Incomplete {
+                detail: format!("the invocation's deadline was reached during {what}"),
+                retryable: true,
+            })
+        })
     }
 }
 
@@ -95,8 +115,14 @@ impl Invocation {
 ///   dead-letter queue after the queue's maxReceiveCount), the others are
 ///   deleted. Once a message of a FIFO message group fails, the later
 ///   messages of that group are failed too without being run, so that order
-///   within a group is never broken.
-pub async fn dispatch<F, Fut>(function: &'static str, event: Value, mut work: F) -> Result<Value, Error>
+///   within a group is never broken. Messages not started before the
+///   deadline's soft limit are failed too, to be delivered again.
+pub async fn dispatch<F, Fut>(
+    function: &'static str,
+    event: Value,
+    deadline: &Deadline,
+    mut work: F,
+) -> Result<Value, Error>
 where
     F: FnMut(Delivery) -> Fut,
     Fut: Future<Output = Result<Value, Error>>,
@@ -119,6 +145,8 @@ where
                     .is_some_and(|g| failed_groups.contains(g));
                 let outcome = if blocked {
                     Err("an earlier message of its FIFO group failed".to_owned())
+                } else if deadline.should_stop() {
+                    Err("not started: the invocation's deadline is near".to_owned())
                 } else {
                     match item.delivery {
                         Err(err) => Err(err.to_string()),
@@ -184,7 +212,7 @@ mod tests {
             ("c", r#"{"Event": "autoscaling:TEST_NOTIFICATION"}"#),
         ]);
         let mut seen = Vec::new();
-        let out = dispatch("t", event, |d| {
+        let out = dispatch("t", event, &Deadline::after(Duration::from_secs(60)), |d| {
             let Payload::Direct(v) = d.payload else { panic!() };
             seen.push(v["n"].clone());
             async move {
@@ -210,14 +238,27 @@ mod tests {
 
     #[tokio::test]
     async fn single_noop_is_acknowledged_without_work() {
+        let deadline = Deadline::after(Duration::from_secs(60));
         let out = dispatch(
             "t",
             json!({"Event": "autoscaling:TEST_NOTIFICATION"}),
+            &deadline,
             |_| async { panic!("work must not run") },
         )
         .await
         .unwrap();
         assert_eq!(out["ignored"], "autoscaling:TEST_NOTIFICATION");
+    }
+
+    #[tokio::test]
+    async fn sqs_messages_are_not_started_past_the_deadline() {
+        let event = sqs_event(&[("a", r#"{"n": 1}"#), ("b", r#"{"n": 2}"#)]);
+        let now = Instant::now();
+        let late = Deadline::at(now, now + Duration::from_secs(5));
+        let out = dispatch("t", event, &late, |_| async { panic!("must not start") })
+            .await
+            .unwrap();
+        assert_eq!(out["batchItemFailures"].as_array().unwrap().len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
 #[derive(Debug)]
 pub struct Pacer {
     interval: Option<Duration>,
@@ -16,9 +18,15 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// `rate` calls per second; zero or less means no pacing.
+    /// `rate` calls per second; zero, less, or not a number means no
+    /// pacing. The interval is capped at an hour, so no rate can overflow
+    /// the clock.
     pub fn per_second(rate: f64) -> Self {
-        let interval = (rate > 0.0 && rate.is_finite()).then(|| Duration::from_secs_f64(1.0 / rate));
+        let interval = (rate > 0.0 && rate.is_finite()).then(|| {
+            Duration::try_from_secs_f64(1.0 / rate)
+                .unwrap_or(MAX_INTERVAL)
+                .min(MAX_INTERVAL)
+        });
         Pacer {
             interval,
             next: Mutex::new(None),
@@ -67,6 +75,24 @@ mod tests {
         assert_eq!(times.last().copied(), Some(Duration::from_secs(2)));
         for pair in times.windows(2) {
             assert_eq!(pair[1] - pair[0], Duration::from_millis(200));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tiny_and_odd_rates_neither_panic_nor_stall_forever() {
+        for rate in [1e-20, 1e-320, f64::MIN_POSITIVE] {
+            let pacer = Pacer::per_second(rate);
+            let start = Instant::now();
+            pacer.wait().await;
+            pacer.wait().await;
+            assert_eq!(start.elapsed(), MAX_INTERVAL, "{rate}");
+        }
+        for rate in [f64::NAN, f64::INFINITY, -3.0] {
+            let pacer = Pacer::per_second(rate);
+            let start = Instant::now();
+            pacer.wait().await;
+            pacer.wait().await;
+            assert_eq!(start.elapsed(), Duration::ZERO, "{rate}");
         }
     }
 

@@ -35,8 +35,12 @@ pub const MANAGED_BY_VALUE: &str = "ninelives";
 /// for daily). With the tier and volume it makes the idempotency key: one
 /// snapshot per volume, tier and period, however often the event arrives.
 pub const PERIOD: &str = "ninelives:period";
-/// On snapshots: the invocation (Lambda request id) that created it. All
-/// snapshots of one `CreateSnapshots` call share it.
+/// On snapshots: the invocation (Lambda request id) that created it, for
+/// people tracing a snapshot back to its logs.
 pub const RUN: &str = "ninelives:run";
+/// On snapshots: a token unique to the create call that made it. All
+/// snapshots of one `CreateSnapshots` call share it; duplicate clean-up
+/// removes whole sets by it.
+pub const SET: &str = "ninelives:set";
 /// On snapshots: the instance the volume was attached to, if any.
 pub const INSTANCE_ID: &str = "ninelives:instance-id";

@@ -32,6 +32,15 @@ pub async fn sdk(region: &'static str) -> SdkConfig {
         .build()
 }
 
+/// The local AWS for `region`, emptied of what earlier runs of the same test
+/// left there (each test has a region of its own, so this touches no other
+/// test's resources).
+pub async fn fresh(region: &'static str) -> SdkConfig {
+    let config = sdk(region).await;
+    Ec2::new(&config).clear().await;
+    config
+}
+
 /// A suffix unique to this test process.
 pub fn unique() -> String {
     let nanos = SystemTime::now()
@@ -204,6 +213,79 @@ impl Ec2 {
             .expect("DescribeSnapshots")
             .snapshots()
             .to_vec()
+    }
+
+    /// Deletes every AMI, snapshot, volume and instance of the region.
+    pub async fn clear(&self) {
+        let images = self
+            .client
+            .describe_images()
+            .owners("self")
+            .send()
+            .await
+            .expect("DescribeImages");
+        for image in images.images() {
+            self.client
+                .deregister_image()
+                .image_id(image.image_id().unwrap())
+                .send()
+                .await
+                .expect("DeregisterImage");
+        }
+        for snapshot in self.snapshots().await {
+            self.client
+                .delete_snapshot()
+                .snapshot_id(snapshot.snapshot_id().unwrap())
+                .send()
+                .await
+                .expect("DeleteSnapshot");
+        }
+        let volumes = self
+            .client
+            .describe_volumes()
+            .send()
+            .await
+            .expect("DescribeVolumes");
+        for volume in volumes.volumes() {
+            let id = volume.volume_id().unwrap();
+            for a in volume.attachments() {
+                // moto needs the instance and device to detach.
+                self.client
+                    .detach_volume()
+                    .volume_id(id)
+                    .set_instance_id(a.instance_id().map(str::to_owned))
+                    .set_device(a.device().map(str::to_owned))
+                    .send()
+                    .await
+                    .expect("DetachVolume");
+            }
+            self.client
+                .delete_volume()
+                .volume_id(id)
+                .send()
+                .await
+                .expect("DeleteVolume");
+        }
+        let instances = self
+            .client
+            .describe_instances()
+            .send()
+            .await
+            .expect("DescribeInstances");
+        let ids: Vec<String> = instances
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect();
+        if !ids.is_empty() {
+            self.client
+                .terminate_instances()
+                .set_instance_ids(Some(ids))
+                .send()
+                .await
+                .expect("TerminateInstances");
+        }
     }
 
     /// Registers an AMI whose root is `snapshot`.

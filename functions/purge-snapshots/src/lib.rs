@@ -37,10 +37,23 @@ impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         Ok(Config {
             common: Common::from_env(env)?,
-            deletes_per_second: config::number(env, "PURGE_DELETES_PER_SECOND", 4.0, 0.0, 1000.0)?,
+            deletes_per_second: deletes_per_second(env)?,
             concurrency: config::number(env, "PURGE_CONCURRENCY", 4, 1, 64)?,
         })
     }
+}
+
+/// `PURGE_DELETES_PER_SECOND`: 0 (unpaced) or 0.01 to 1000.
+fn deletes_per_second(env: &impl Env) -> Result<f64, ConfigError> {
+    let rate = config::number(env, "PURGE_DELETES_PER_SECOND", 4.0, 0.0, 1000.0)?;
+    if rate > 0.0 && rate < 0.01 {
+        return Err(ConfigError::Invalid {
+            name: "PURGE_DELETES_PER_SECOND",
+            value: rate.to_string(),
+            reason: "must be 0 (unpaced) or from 0.01 to 1000".into(),
+        });
+    }
+    Ok(rate)
 }
 
 /// A direct invocation or constant input may ask for a dry run.
@@ -86,7 +99,10 @@ impl<A: BackupApi, N: Notifier> PurgeSnapshots<A, N> {
 
     pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let invocation = Invocation::from_context(&event.context);
-        dispatch(NAME, event.payload, |delivery| self.run(delivery, &invocation)).await
+        dispatch(NAME, event.payload, &invocation.deadline, |delivery| {
+            self.run(delivery, &invocation)
+        })
+        .await
     }
 
     async fn run(&self, delivery: Delivery, invocation: &Invocation) -> Result<Value, Error> {
@@ -97,16 +113,16 @@ impl<A: BackupApi, N: Notifier> PurgeSnapshots<A, N> {
             concurrency: self.config.concurrency,
         };
         tracing::info!(function = NAME, route = %delivery.route(), dry_run = run.dry_run, deletes_per_second = run.deletes_per_second, "purge starting");
-        let summary = purge(&self.api, &run, &invocation.deadline).await?;
-        let changed = !run.dry_run && (!summary.deleted.is_empty() || !summary.failed.is_empty());
+        let mut summary = purge(&self.api, &run, &invocation.deadline).await?;
+        let error = summary.take_outcome_error();
         report(
             &self.notifier,
             Outcome {
                 function: NAME,
                 summary: &summary,
                 headline: summary.headline(),
-                changed,
-                error: summary.outcome_error(),
+                changed: summary.changed(),
+                error,
             },
         )
         .await

@@ -55,11 +55,16 @@ pub struct Request {
 #[serde(deny_unknown_fields)]
 struct Input {
     tier: Option<String>,
-    /// RFC 3339; defaults to now. Fixes the period for a replayed event.
+    /// RFC 3339, not in the future; defaults to now. Passing the schedule's
+    /// own time (an input transformer with `<time>`) makes retries that
+    /// arrive after the hour or day still count for the right period.
     time: Option<String>,
     #[serde(default)]
     dry_run: bool,
 }
+
+/// How far ahead of this clock an event's time may be.
+const MAX_CLOCK_SKEW_MINUTES: i64 = 5;
 
 const TIER_HELP: &str = "give {\"tier\": \"hourly|daily|weekly|monthly\"} as constant input, or name the schedule rule after its tier";
 
@@ -83,6 +88,14 @@ pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, E
                     .map_err(|e| EventError::Invalid(format!("\"time\" {t:?} is not an RFC 3339 time: {e}")))?
                     .with_timezone(&Utc),
             };
+            // A time ahead of the clock would take a future period's
+            // snapshots now, and the real run of that period would skip.
+            if time > now + chrono::Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
+                return Err(EventError::Invalid(format!(
+                    "\"time\" {} is in the future; a snapshot run cannot be scheduled ahead",
+                    time.to_rfc3339()
+                )));
+            }
             Ok(Request {
                 tier: tier.parse()?,
                 time,
@@ -157,20 +170,16 @@ impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
             dry_run: self.config.common.dry_run || request.dry_run,
         };
         tracing::info!(function = NAME, route = %delivery.route(), tier = %run.tier, period = %run.period(), dry_run = run.dry_run, "snapshot run starting");
-        let summary = take_snapshots(&self.api, &NoAppHooks, &run, &invocation.deadline).await?;
-        let changed = !run.dry_run
-            && (!summary.created.is_empty()
-                || !summary.failed.is_empty()
-                || !summary.not_started.is_empty()
-                || !summary.duplicates_removed.is_empty());
+        let mut summary = take_snapshots(&self.api, &NoAppHooks, &run, &invocation.deadline).await?;
+        let error = summary.take_outcome_error();
         report(
             &self.notifier,
             Outcome {
                 function: NAME,
                 summary: &summary,
                 headline: summary.headline(),
-                changed,
-                error: summary.outcome_error(),
+                changed: summary.changed(),
+                error,
             },
         )
         .await
@@ -180,7 +189,10 @@ impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
 impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
     pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let invocation = Invocation::from_context(&event.context);
-        dispatch(NAME, event.payload, |delivery| self.run(delivery, &invocation)).await
+        dispatch(NAME, event.payload, &invocation.deadline, |delivery| {
+            self.run(delivery, &invocation)
+        })
+        .await
     }
 }
 

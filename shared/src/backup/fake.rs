@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -31,6 +32,12 @@ pub struct State {
     /// Volumes CreateSnapshots snapshots although they were excluded
     /// (attached after the instance was described).
     pub late_attached: Vec<String>,
+    /// The next this many DeleteSnapshot calls answer "not found" without
+    /// deleting (EC2 not yet knowing a fresh id).
+    pub fresh_not_found: usize,
+    /// The next this many create calls fail with EC2's per-volume rate error.
+    pub rate_limited: usize,
+    pub fail_describe_instances: bool,
 }
 
 #[derive(Default)]
@@ -38,6 +45,9 @@ pub struct FakeEc2 {
     pub state: Mutex<State>,
     /// Simulated latency of each mutating call.
     pub latency: Duration,
+    in_flight: AtomicUsize,
+    /// The most DeleteSnapshot calls in flight at once.
+    pub peak_deletes: AtomicUsize,
 }
 
 impl FakeEc2 {
@@ -89,6 +99,16 @@ fn failing(what: &str) -> Error {
     }
 }
 
+fn rate_limited() -> Error {
+    Error::Aws {
+        operation: "ec2:CreateSnapshot",
+        code: Some("SnapshotCreationPerVolumeRateExceeded".into()),
+        message: "The maximum per volume CreateSnapshot request rate has been exceeded".into(),
+        retryable: true,
+        source: "injected".into(),
+    }
+}
+
 impl BackupApi for FakeEc2 {
     async fn tagged_volumes(&self) -> Result<Vec<Volume>, Error> {
         self.count("DescribeVolumes");
@@ -104,6 +124,9 @@ impl BackupApi for FakeEc2 {
     async fn instance_disks(&self, ids: &[String]) -> Result<Vec<InstanceDisks>, Error> {
         self.count("DescribeInstances");
         let state = self.state.lock().unwrap();
+        if state.fail_describe_instances {
+            return Err(failing("DescribeInstances"));
+        }
         Ok(state
             .instances
             .iter()
@@ -131,6 +154,10 @@ impl BackupApi for FakeEc2 {
         if state.fail_volumes.contains(&request.volume_id) {
             return Err(failing(&request.volume_id));
         }
+        if state.rate_limited > 0 {
+            state.rate_limited -= 1;
+            return Err(rate_limited());
+        }
         Ok(FakeEc2::new_snapshot(
             &mut state,
             &request.volume_id,
@@ -142,6 +169,10 @@ impl BackupApi for FakeEc2 {
         self.count("CreateSnapshots");
         self.lag().await;
         let mut state = self.state.lock().unwrap();
+        if state.rate_limited > 0 {
+            state.rate_limited -= 1;
+            return Err(rate_limited());
+        }
         let Some(instance) = state
             .instances
             .iter()
@@ -184,10 +215,17 @@ impl BackupApi for FakeEc2 {
 
     async fn delete_snapshot(&self, id: &str) -> Result<DeleteOutcome, Error> {
         self.count("DeleteSnapshot");
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_deletes.fetch_max(now, Ordering::SeqCst);
         self.lag().await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let mut state = self.state.lock().unwrap();
         if state.fail_deletes.contains(id) {
             return Err(failing(id));
+        }
+        if state.fresh_not_found > 0 {
+            state.fresh_not_found -= 1;
+            return Ok(DeleteOutcome::NotFound);
         }
         if state.in_use.contains(id) || state.images.contains(id) {
             return Ok(DeleteOutcome::InUse(format!("{id} is in use by ami-1")));

@@ -2,6 +2,7 @@
 //! snapshots per retention tier and purging the expired ones. Domain logic
 //! only; AWS is reached through [`ports::BackupApi`].
 
+pub mod dedupe;
 pub mod hooks;
 pub mod model;
 pub mod ports;

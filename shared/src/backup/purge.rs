@@ -61,7 +61,8 @@ pub struct Skip {
 pub struct PurgePlan {
     /// Expired and deletable, most overdue first.
     pub delete: Vec<Candidate>,
-    /// Expired but the newest completed snapshot of its (cluster, name).
+    /// Expired but the newest completed snapshot of its (cluster, name), or
+    /// of the same set as one.
     pub kept_newest: Vec<Candidate>,
     /// Expired but used by an AMI.
     pub in_use: Vec<Skip>,
@@ -90,6 +91,11 @@ pub fn plan_purge(snapshots: &[Snapshot], ami_snapshots: &BTreeSet<String>, now:
             }
         }
     }
+
+    // The newest snapshot's set-mates (the other volumes of the same
+    // `CreateSnapshots` call) stay too, so the last backup of a
+    // multi-volume cluster is a whole, consistent set.
+    let newest_sets: BTreeSet<&str> = newest.values().filter_map(|s| s.tag(tags::SET)).collect();
 
     let mut delete: Vec<(DateTime<Utc>, Candidate)> = Vec::new();
     for s in snapshots {
@@ -132,7 +138,9 @@ pub fn plan_purge(snapshots: &[Snapshot], ami_snapshots: &BTreeSet<String>, now:
             name: name.to_owned(),
             expires_at: format_time(expires_at),
         };
-        if newest.get(&(cluster, name)).is_some_and(|n| n.id == s.id) {
+        let newest_of_its_volume = newest.get(&(cluster, name)).is_some_and(|n| n.id == s.id);
+        let in_newest_set = s.tag(tags::SET).is_some_and(|set| newest_sets.contains(set));
+        if newest_of_its_volume || in_newest_set {
             plan.kept_newest.push(candidate);
         } else if s.state == SnapshotState::Pending {
             plan.pending.push(s.id.clone());
@@ -159,7 +167,7 @@ pub struct FailedDelete {
 }
 
 /// The JSON result of a purge.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct PurgeSummary {
     pub function: &'static str,
     pub dry_run: bool,
@@ -181,8 +189,11 @@ pub struct PurgeSummary {
     pub failed: Vec<FailedDelete>,
     /// Expired snapshots not attempted because the deadline was near; the
     /// next run deletes them.
-    pub remaining: usize,
+    pub remaining: Vec<String>,
     pub deletes_per_second: f64,
+    /// The errors behind `failed`, causes intact, for the outcome.
+    #[serde(skip)]
+    pub errors: Vec<Error>,
 }
 
 impl PurgeSummary {
@@ -197,7 +208,7 @@ impl PurgeSummary {
             (self.in_use.len(), "used by AMIs"),
             (self.invalid.len(), "with bad tags"),
             (self.failed.len(), "failed"),
-            (self.remaining, "left for the next run"),
+            (self.remaining.len(), "left for the next run"),
         ] {
             if n > 0 {
                 s.push_str(&format!(", {n} {what}"));
@@ -207,18 +218,23 @@ impl PurgeSummary {
     }
 
     /// Failures make the invocation fail (after the summary is logged), so
-    /// alarms see them; what was deleted stays deleted.
-    pub fn outcome_error(&self) -> Option<Error> {
-        let first = self.failed.first()?;
+    /// alarms see them; what was deleted stays deleted. Running out of time
+    /// is not a failure: the next scheduled run continues.
+    pub fn take_outcome_error(&mut self) -> Option<Error> {
+        let errors = std::mem::take(&mut self.errors);
+        let retryable = errors.iter().any(Error::is_retryable);
+        let first = errors.into_iter().next()?;
         Some(Error::Partial {
             what: "deletions",
             failed: self.failed.len(),
             attempted: self.failed.len() + self.deleted.len() + self.already_gone.len(),
-            first: Box::new(Error::Incomplete {
-                detail: format!("{}: {}", first.snapshot_id, first.error),
-                retryable: first.error_type.starts_with("Retryable"),
-            }),
+            retryable,
+            first: Box::new(first),
         })
+    }
+
+    pub fn changed(&self) -> bool {
+        !self.dry_run && (!self.deleted.is_empty() || !self.failed.is_empty())
     }
 }
 
@@ -234,8 +250,15 @@ pub async fn purge<A: BackupApi>(
     run: &PurgeRun,
     deadline: &Deadline,
 ) -> Result<PurgeSummary, Error> {
-    let snapshots = api.managed_snapshots(&SnapshotQuery::default()).await?;
-    let images = api.image_snapshot_ids().await?;
+    let snapshots = deadline
+        .within(
+            "ec2:DescribeSnapshots",
+            api.managed_snapshots(&SnapshotQuery::default()),
+        )
+        .await?;
+    let images = deadline
+        .within("ec2:DescribeImages", api.image_snapshot_ids())
+        .await?;
     let plan = plan_purge(&snapshots, &images, run.now);
     drop(snapshots);
 
@@ -257,8 +280,9 @@ pub async fn purge<A: BackupApi>(
         invalid: plan.invalid,
         pending: plan.pending,
         failed: Vec::new(),
-        remaining: 0,
+        remaining: Vec::new(),
         deletes_per_second: run.deletes_per_second.max(0.0),
+        errors: Vec::new(),
     };
     if run.dry_run {
         summary.would_delete = plan.delete;
@@ -317,14 +341,16 @@ pub async fn purge<A: BackupApi>(
                     error: err.to_string(),
                     error_type: err.error_type(),
                 });
+                summary.errors.push(err);
             }
-            Attempt::NotAttempted => summary.remaining += 1,
+            Attempt::NotAttempted => summary.remaining.push(id),
         }
     }
     summary.deleted.sort();
     summary.already_gone.sort();
     summary.in_use.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
-    summary.complete = summary.failed.is_empty() && summary.remaining == 0;
+    summary.remaining.sort();
+    summary.complete = summary.failed.is_empty() && summary.remaining.is_empty();
     Ok(summary)
 }
 
@@ -513,12 +539,12 @@ mod tests {
             start + Duration::from_millis(2050),
             start + Duration::from_secs(3),
         );
-        let first = purge(&ec2, &run(false, 10.0), &deadline).await.unwrap();
+        let mut first = purge(&ec2, &run(false, 10.0), &deadline).await.unwrap();
         assert!(!first.complete);
         assert_eq!(first.deleted.len(), 21, "slots at 0, 0.1, ... 2.0 s");
-        assert_eq!(first.remaining, 19);
+        assert_eq!(first.remaining.len(), 19);
         assert!(
-            first.outcome_error().is_none(),
+            first.take_outcome_error().is_none(),
             "running out of time is not a failure"
         );
 
@@ -544,15 +570,19 @@ mod tests {
             s.in_use.insert("snap-00001".into());
             s.fail_deletes.insert("snap-00002".into());
         }
-        let summary = purge(&ec2, &run(false, 0.0), &Deadline::after(Duration::from_secs(60)))
+        let mut summary = purge(&ec2, &run(false, 0.0), &Deadline::after(Duration::from_secs(60)))
             .await
             .unwrap();
         assert_eq!(summary.deleted.len(), 4);
         assert_eq!(summary.in_use[0].snapshot_id, "snap-00001");
         assert_eq!(summary.failed[0].snapshot_id, "snap-00002");
         assert!(!summary.complete);
-        let err = summary.outcome_error().unwrap();
+        let err = summary.take_outcome_error().unwrap();
         assert!(err.to_string().contains("1 of 5 deletions failed"), "{err}");
+        assert!(
+            err.to_string().contains("injected failure: snap-00002"),
+            "the cause is kept: {err}"
+        );
         assert!(err.is_retryable());
     }
 
@@ -575,5 +605,39 @@ mod tests {
         assert_eq!(a.already_gone.len() + b.already_gone.len(), 25);
         assert!(a.failed.is_empty() && b.failed.is_empty());
         assert_eq!(remaining_ids(&ec2), ["snap-fresh", "snap-newest"]);
+    }
+
+    #[tokio::test]
+    async fn deletions_in_flight_never_exceed_the_concurrency() {
+        let mut ec2 = fake_with(expired_fleet(40));
+        ec2.latency = Duration::from_millis(2);
+        let mut r = run(false, 0.0);
+        r.concurrency = 3;
+        let summary = purge(&ec2, &r, &Deadline::after(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!(summary.deleted.len(), 40);
+        assert_eq!(ec2.peak_deletes.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_newest_set_stays_whole() {
+        // main and ts1 were taken together (set s1) and are both the
+        // newest; ts1 also has a later single snapshot, so s1's ts1 member is
+        // not ts1's newest, but it stays as main's set-mate.
+        let with_set = |mut s: Snapshot, set: &str| {
+            s.tags.insert(tags::SET.into(), set.into());
+            s
+        };
+        let snapshots = vec![
+            with_set(snap("snap-m1", "c", "main", 3, -1), "s1"),
+            with_set(snap("snap-t1", "c", "ts1", 3, -1), "s1"),
+            with_set(snap("snap-t2", "c", "ts1", 2, -1), "s2"),
+            with_set(snap("snap-m0", "c", "main", 9, -5), "s0"),
+            with_set(snap("snap-t0", "c", "ts1", 9, -5), "s0"),
+        ];
+        let plan = plan_purge(&snapshots, &BTreeSet::new(), now());
+        assert_eq!(ids(&plan.kept_newest), ["snap-m1", "snap-t1", "snap-t2"]);
+        assert_eq!(ids(&plan.delete), ["snap-m0", "snap-t0"]);
     }
 }

@@ -5,18 +5,23 @@
 //! as tags. Before creating, the run lists what already exists for its tier
 //! and period and takes only what is missing, so a redelivered event, an
 //! async retry or a rerun after a deadline all finish the job without a
-//! second snapshot. EC2 has no idempotency token for `CreateSnapshot(s)`, so
-//! two runs racing each other can both create; afterwards each run lists
-//! again and deletes, per volume, every snapshot but the one from the run
-//! with the smallest run id. Every run applies the same rule, so they agree
-//! on the survivor, and the survivor is never deleted by anyone.
+//! second snapshot. Deliveries that race each other can both create; every
+//! run then lists again and removes duplicate sets (`dedupe`).
+//!
+//! Failure of one group never stops the others: it is reported, and the
+//! run's outcome is an error so that Lambda's retry of the same event (same
+//! period) takes exactly what is missing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 
+use super::dedupe;
 use super::hooks::AppHooks;
 use super::model::{
     DeleteOutcome, InstanceDisks, MultiSnapshot, SingleSnapshot, Snapshot, SnapshotQuery, Tags,
@@ -28,13 +33,21 @@ use crate::error::Error;
 use crate::invocation::Deadline;
 use crate::tags;
 
-/// Groups snapshotted at once. EC2 limits concurrent snapshots per volume,
-/// not per account, and the SDK retries throttles; four keeps a run of
-/// hundreds of volumes to tens of seconds without bursting.
+/// Groups snapshotted at once. The SDK retries throttles; four keeps a run
+/// of hundreds of volumes to tens of seconds without bursting.
 pub const CONCURRENCY: usize = 4;
 
-/// EC2's limit on snapshot descriptions.
+/// EC2's limits: description characters, tag value characters, and volume
+/// ids `CreateSnapshots` can exclude.
 const MAX_DESCRIPTION: usize = 255;
+const MAX_TAG_VALUE: usize = 256;
+const MAX_EXCLUDED: usize = 40;
+
+/// EC2 refuses a second snapshot of a volume within about 15 seconds
+/// (`SnapshotCreationPerVolumeRateExceeded`), which happens when several
+/// tiers' schedules fire at the same minute. Wait this long between tries.
+const PER_VOLUME_WAIT: Duration = Duration::from_secs(15);
+const PER_VOLUME_TRIES: u32 = 4;
 
 /// What one run is asked to do.
 #[derive(Debug, Clone)]
@@ -44,7 +57,7 @@ pub struct SnapshotRun {
     /// of one event computes the same key and the same tags.
     pub time: DateTime<Utc>,
     pub retention: Retention,
-    /// Unique per invocation (Lambda's request id).
+    /// Lambda's request id (shared by Lambda's retries of one event).
     pub run_id: String,
     pub dry_run: bool,
 }
@@ -94,7 +107,7 @@ pub struct Failed {
 }
 
 /// The JSON result of a snapshot run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct SnapshotSummary {
     pub function: &'static str,
     pub tier: Tier,
@@ -113,25 +126,49 @@ pub struct SnapshotSummary {
     pub failed: Vec<Failed>,
     /// Volumes not started because the invocation's deadline was near.
     pub not_started: Vec<String>,
-    /// Extra snapshots of this period removed (made by a concurrent run).
+    /// Duplicate snapshots of this period removed (made by a racing run).
     pub duplicates_removed: Vec<String>,
     /// Snapshots of this period whose per-volume tags were missing and added.
     pub tags_repaired: Vec<String>,
     pub notes: Vec<String>,
+    /// The errors behind `failed`, causes intact, for the outcome.
+    #[serde(skip)]
+    pub errors: Vec<Error>,
 }
 
 impl SnapshotSummary {
+    fn new(run: &SnapshotRun) -> Self {
+        SnapshotSummary {
+            function: "snapshot-volumes",
+            tier: run.tier,
+            period: run.period(),
+            expires_at: run.expires_at(),
+            dry_run: run.dry_run,
+            complete: false,
+            created: Vec::new(),
+            would_create: Vec::new(),
+            already_done: Vec::new(),
+            skipped: Vec::new(),
+            failed: Vec::new(),
+            not_started: Vec::new(),
+            duplicates_removed: Vec::new(),
+            tags_repaired: Vec::new(),
+            notes: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
     /// One line for a notification subject.
     pub fn headline(&self) -> String {
-        let verb = if self.dry_run { "would create" } else { "created" };
-        let n = if self.dry_run {
-            self.would_create.len()
+        let (verb, n) = if self.dry_run {
+            ("would create", self.would_create.len())
         } else {
-            self.created.len()
+            ("created", self.created.len())
         };
         let mut s = format!("{} {}: {verb} {n} snapshots", self.tier, self.period);
-        if !self.failed.is_empty() {
-            s.push_str(&format!(", {} failed", self.failed.len()));
+        let failed: usize = self.failed.iter().map(|f| f.volume_ids.len()).sum();
+        if failed > 0 {
+            s.push_str(&format!(", {failed} failed"));
         }
         if !self.not_started.is_empty() {
             s.push_str(&format!(", {} left", self.not_started.len()));
@@ -139,18 +176,30 @@ impl SnapshotSummary {
         s
     }
 
+    /// Whether the run changed something worth telling.
+    pub fn changed(&self) -> bool {
+        !self.dry_run
+            && (!self.created.is_empty()
+                || !self.failed.is_empty()
+                || !self.not_started.is_empty()
+                || !self.duplicates_removed.is_empty())
+    }
+
     /// The error a function reports when the run did not finish, so that
-    /// Lambda's retry (same event, same period) completes it.
-    pub fn outcome_error(&self) -> Option<Error> {
-        if let Some(first) = self.failed.first() {
+    /// Lambda's retry (same event, same period) completes it. Takes the
+    /// kept errors.
+    pub fn take_outcome_error(&mut self) -> Option<Error> {
+        if !self.errors.is_empty() {
+            let errors = std::mem::take(&mut self.errors);
+            let failed: usize = self.failed.iter().map(|f| f.volume_ids.len()).sum();
+            let retryable = errors.iter().any(Error::is_retryable);
+            let first = errors.into_iter().next().map(Box::new)?;
             return Some(Error::Partial {
-                what: "snapshot groups",
-                failed: self.failed.len(),
-                attempted: self.failed.len() + self.created.len(),
-                first: Box::new(Error::Incomplete {
-                    detail: format!("{}: {}", first.volume_ids.join(","), first.error),
-                    retryable: first.error_type.starts_with("Retryable"),
-                }),
+                what: "volumes",
+                failed,
+                attempted: failed + self.created.len(),
+                retryable,
+                first,
             });
         }
         if !self.not_started.is_empty() {
@@ -164,6 +213,16 @@ impl SnapshotSummary {
         }
         None
     }
+
+    fn fail(&mut self, volume_ids: Vec<String>, err: Error) {
+        tracing::error!(volume_ids = ?volume_ids, error = %err, "snapshot failed");
+        self.failed.push(Failed {
+            volume_ids,
+            error: err.to_string(),
+            error_type: err.error_type(),
+        });
+        self.errors.push(err);
+    }
 }
 
 /// Runs one snapshot run.
@@ -173,36 +232,22 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
     run: &SnapshotRun,
     deadline: &Deadline,
 ) -> Result<SnapshotSummary, Error> {
-    let period = run.period();
-    let expires_at = run.expires_at();
-    let mut summary = SnapshotSummary {
-        function: "snapshot-volumes",
-        tier: run.tier,
-        period: period.clone(),
-        expires_at: expires_at.clone(),
-        dry_run: run.dry_run,
-        complete: false,
-        created: Vec::new(),
-        would_create: Vec::new(),
-        already_done: Vec::new(),
-        skipped: Vec::new(),
-        failed: Vec::new(),
-        not_started: Vec::new(),
-        duplicates_removed: Vec::new(),
-        tags_repaired: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut summary = SnapshotSummary::new(run);
+    let query = period_query(run.tier, &summary.period);
 
-    let volumes = api.tagged_volumes().await?;
+    let volumes = deadline
+        .within("ec2:DescribeVolumes", api.tagged_volumes())
+        .await?;
     let selection = select(&volumes);
     for skip in &selection.skipped {
         tracing::warn!(volume_id = %skip.volume_id, kind = ?skip.kind, reason = %skip.reason, "volume skipped");
     }
     summary.skipped = selection.skipped;
 
-    let query = period_query(run.tier, &period);
-    let existing = api.managed_snapshots(&query).await?;
-    let done = done_by_volume(&existing);
+    let existing = deadline
+        .within("ec2:DescribeSnapshots", api.managed_snapshots(&query))
+        .await?;
+    let done = dedupe::done_by_volume(&existing);
 
     let targets: HashMap<&str, &Target> = selection
         .groups
@@ -211,25 +256,28 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
         .map(|t| (t.volume_id.as_str(), t))
         .collect();
     for (snapshot, tags) in missing_volume_tags(&existing, &targets) {
-        if !run.dry_run {
-            api.tag_snapshots(std::slice::from_ref(&snapshot), &tags).await?;
-            tracing::info!(snapshot_id = %snapshot, "per-volume tags repaired");
+        if !run.dry_run
+            && let Err(err) = api.tag_snapshots(std::slice::from_ref(&snapshot), &tags).await
+        {
+            summary
+                .notes
+                .push(format!("could not add the missing tags to {snapshot}: {err}"));
+            continue;
         }
         summary.tags_repaired.push(snapshot);
     }
 
     let mut pending: Vec<Group> = Vec::new();
     for group in selection.groups {
-        let (finished, todo): (Vec<Target>, Vec<Target>) = group
-            .targets
-            .into_iter()
-            .partition(|t| done.contains_key(t.volume_id.as_str()));
-        for t in finished {
-            let snapshot_id = done[t.volume_id.as_str()].id.clone();
-            summary.already_done.push(Existing {
-                volume_id: t.volume_id,
-                snapshot_id,
-            });
+        let mut todo = Vec::new();
+        for target in group.targets {
+            match done.get(target.volume_id.as_str()) {
+                Some(snapshot) => summary.already_done.push(Existing {
+                    volume_id: target.volume_id,
+                    snapshot_id: snapshot.id.clone(),
+                }),
+                None => todo.push(target),
+            }
         }
         if !todo.is_empty() {
             pending.push(Group {
@@ -254,7 +302,11 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
 
     if run.dry_run {
         for group in pending {
-            let method = method_of(&group);
+            let method = if group.is_multi_volume() {
+                Method::CreateSnapshots
+            } else {
+                Method::CreateSnapshot
+            };
             summary
                 .would_create
                 .extend(group.targets.into_iter().map(|target| Planned { target, method }));
@@ -270,20 +322,24 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let disks: HashMap<String, InstanceDisks> = if multi_instances.is_empty() {
-        HashMap::new()
-    } else {
-        api.instance_disks(&multi_instances)
-            .await?
-            .into_iter()
-            .map(|d| (d.instance_id.clone(), d))
-            .collect()
-    };
+    let mut disks: HashMap<String, InstanceDisks> = HashMap::new();
+    if !multi_instances.is_empty() {
+        match deadline
+            .within("ec2:DescribeInstances", api.instance_disks(&multi_instances))
+            .await
+        {
+            Ok(found) => disks.extend(found.into_iter().map(|d| (d.instance_id.clone(), d))),
+            Err(err) => summary.notes.push(format!(
+                "could not describe instances {}: {err}; their volumes are taken one by one",
+                multi_instances.join(",")
+            )),
+        }
+    }
 
     let common = CommonTags {
         tier: run.tier,
-        period: &period,
-        expires_at: &expires_at,
+        period: &summary.period,
+        expires_at: &summary.expires_at,
         run_id: &run.run_id,
     };
     let outcomes: Vec<GroupOutcome> = futures::stream::iter(pending)
@@ -296,18 +352,18 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
         .await;
     for outcome in outcomes {
         summary.created.extend(outcome.created);
-        summary.failed.extend(outcome.failed);
         summary.not_started.extend(outcome.not_started);
         summary.notes.extend(outcome.notes);
+        for (volumes, err) in outcome.failures {
+            summary.fail(volumes, err);
+        }
     }
     summary
         .created
         .sort_by(|a, b| a.target.volume_id.cmp(&b.target.volume_id));
     summary.not_started.sort();
 
-    if !summary.created.is_empty() {
-        remove_duplicates(api, &query, &mut summary).await?;
-    }
+    remove_duplicates(api, &query, deadline, &mut summary).await;
     summary.complete = summary.failed.is_empty() && summary.not_started.is_empty();
     Ok(summary)
 }
@@ -321,99 +377,74 @@ fn period_query(tier: Tier, period: &str) -> SnapshotQuery {
     }
 }
 
-fn method_of(group: &Group) -> Method {
-    if group.is_multi_volume() {
-        Method::CreateSnapshots
-    } else {
-        Method::CreateSnapshot
-    }
-}
-
-/// For each volume, the snapshot of this period that counts (see
-/// [`duplicates`] for which one).
-fn done_by_volume(existing: &[Snapshot]) -> BTreeMap<&str, &Snapshot> {
-    let mut done: BTreeMap<&str, &Snapshot> = BTreeMap::new();
-    for snapshot in existing.iter().filter(|s| s.is_live()) {
-        if let Some(volume) = snapshot.source_volume() {
-            let entry = done.entry(volume).or_insert(snapshot);
-            if survivor_key(snapshot) < survivor_key(entry) {
-                *entry = snapshot;
-            }
-        }
-    }
-    done
-}
-
-/// Orders the snapshots of one volume and period: the smallest is kept.
-fn survivor_key(snapshot: &Snapshot) -> (&str, &str) {
-    (snapshot.tag(tags::RUN).unwrap_or(&snapshot.id), &snapshot.id)
-}
-
-/// Snapshots (of the listed period) that should be deleted so that each
-/// volume keeps exactly one. Pure; applied identically by every run.
-pub fn duplicates(snapshots: &[Snapshot]) -> Vec<String> {
-    let keep: BTreeSet<&str> = done_by_volume(snapshots)
-        .values()
-        .map(|s| s.id.as_str())
-        .collect();
-    let mut extra: Vec<String> = snapshots
-        .iter()
-        .filter(|s| s.is_live() && s.source_volume().is_some() && !keep.contains(s.id.as_str()))
-        .map(|s| s.id.clone())
-        .collect();
-    extra.sort();
-    extra
-}
-
-/// Live snapshots of the period that lack `ninelives:name` or
-/// `ninelives:volume-id` (a run stopped between `CreateSnapshots` and
-/// `CreateTags`), with the tags they should get.
+/// Live snapshots of the period that lack a per-volume tag (a run stopped
+/// between `CreateSnapshots` and `CreateTags`), with the tags they should
+/// have.
 fn missing_volume_tags(existing: &[Snapshot], targets: &HashMap<&str, &Target>) -> Vec<(String, Tags)> {
     existing
         .iter()
         .filter(|s| s.is_live() && (s.tag(tags::NAME).is_none() || s.tag(tags::VOLUME_ID).is_none()))
         .filter_map(|s| {
             let target = targets.get(s.volume_id.as_deref()?)?;
-            Some((
-                s.id.clone(),
-                volume_tags(
-                    target,
-                    s.tag(tags::TIER).unwrap_or(""),
-                    s.tag(tags::PERIOD).unwrap_or(""),
-                ),
-            ))
+            let tier = s.tag(tags::TIER).unwrap_or_default();
+            let period = s.tag(tags::PERIOD).unwrap_or_default();
+            Some((s.id.clone(), volume_tags(target, tier, period)))
         })
         .collect()
 }
 
+/// Lists the period again and removes duplicate sets. Never fails the run:
+/// what it cannot do is noted and left for the next delivery.
 async fn remove_duplicates<A: BackupApi>(
     api: &A,
     query: &SnapshotQuery,
+    deadline: &Deadline,
     summary: &mut SnapshotSummary,
-) -> Result<(), Error> {
-    let after = api.managed_snapshots(query).await?;
-    for id in duplicates(&after) {
-        match api.delete_snapshot(&id).await? {
-            DeleteOutcome::Deleted | DeleteOutcome::NotFound => {
+) {
+    let after = match deadline
+        .within("ec2:DescribeSnapshots", api.managed_snapshots(query))
+        .await
+    {
+        Ok(after) => after,
+        Err(err) => {
+            summary
+                .notes
+                .push(format!("could not check for duplicate snapshots: {err}"));
+            return;
+        }
+    };
+    for id in dedupe::duplicates(&after) {
+        if deadline.should_stop() {
+            summary
+                .notes
+                .push("deadline reached; remaining duplicates are left for the next run".into());
+            break;
+        }
+        match api.delete_snapshot(&id).await {
+            Ok(DeleteOutcome::Deleted | DeleteOutcome::NotFound) => {
                 tracing::info!(snapshot_id = %id, "duplicate snapshot of this period removed");
                 summary.duplicates_removed.push(id);
             }
-            DeleteOutcome::InUse(why) => summary
+            Ok(DeleteOutcome::InUse(why)) => summary
                 .notes
                 .push(format!("duplicate {id} could not be removed: {why}")),
+            Err(err) => summary
+                .notes
+                .push(format!("duplicate {id} could not be removed: {err}")),
         }
     }
     let removed: BTreeSet<&String> = summary.duplicates_removed.iter().collect();
     let (kept, superseded): (Vec<Created>, Vec<Created>) = std::mem::take(&mut summary.created)
         .into_iter()
         .partition(|c| !removed.contains(&c.snapshot_id));
+    let done = dedupe::done_by_volume(&after);
     for c in superseded {
         summary.notes.push(format!(
-            "{} of {} was removed in favour of a concurrent run's snapshot",
+            "{} of {} was removed in favour of a racing run's snapshot",
             c.snapshot_id, c.target.volume_id
         ));
         summary.already_done.push(Existing {
-            snapshot_id: done_by_volume(&after)
+            snapshot_id: done
                 .get(c.target.volume_id.as_str())
                 .map(|s| s.id.clone())
                 .unwrap_or_default(),
@@ -421,7 +452,6 @@ async fn remove_duplicates<A: BackupApi>(
         });
     }
     summary.created = kept;
-    Ok(())
 }
 
 struct CommonTags<'a> {
@@ -432,7 +462,8 @@ struct CommonTags<'a> {
 }
 
 impl CommonTags<'_> {
-    fn tags(&self, cluster: &str, instance_id: Option<&str>) -> Tags {
+    /// Tags every snapshot of one create call gets.
+    fn tags(&self, cluster: &str, instance_id: Option<&str>, set: &str) -> Tags {
         let mut t = Tags::new();
         t.insert(tags::MANAGED_BY.into(), tags::MANAGED_BY_VALUE.into());
         t.insert(tags::CLUSTER.into(), cluster.into());
@@ -440,6 +471,7 @@ impl CommonTags<'_> {
         t.insert(tags::PERIOD.into(), self.period.into());
         t.insert(tags::EXPIRES_AT.into(), self.expires_at.into());
         t.insert(tags::RUN.into(), self.run_id.into());
+        t.insert(tags::SET.into(), set.into());
         if let Some(instance) = instance_id {
             t.insert(tags::INSTANCE_ID.into(), instance.into());
         }
@@ -447,25 +479,38 @@ impl CommonTags<'_> {
     }
 }
 
+/// A token unique to one create call: the run id (shared by Lambda's retries
+/// of an event, and by the messages of one SQS batch) plus the time and a
+/// process-wide counter.
+fn new_set_token(run_id: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    clip(format!("{run_id}/{nanos:x}-{n}"), MAX_TAG_VALUE)
+}
+
 /// The tags that differ per volume. `Name` is for people in the console.
 fn volume_tags(target: &Target, tier: &str, period: &str) -> Tags {
     let mut t = Tags::new();
+    t.insert(tags::CLUSTER.into(), target.cluster.clone());
     t.insert(tags::NAME.into(), target.name.clone());
     t.insert(tags::VOLUME_ID.into(), target.volume_id.clone());
     t.insert(
         "Name".into(),
-        format!("{}/{} {tier} {period}", target.cluster, target.name),
+        clip(
+            format!("{}/{} {tier} {period}", target.cluster, target.name),
+            MAX_TAG_VALUE,
+        ),
     );
     t
 }
 
-fn describe(text: String) -> String {
-    let mut text = text;
-    if text.len() > MAX_DESCRIPTION {
-        let mut cut = MAX_DESCRIPTION;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
+/// `text` cut to `max` characters.
+fn clip(mut text: String, max: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max) {
         text.truncate(cut);
     }
     text
@@ -474,20 +519,9 @@ fn describe(text: String) -> String {
 #[derive(Default)]
 struct GroupOutcome {
     created: Vec<Created>,
-    failed: Vec<Failed>,
+    failures: Vec<(Vec<String>, Error)>,
     not_started: Vec<String>,
     notes: Vec<String>,
-}
-
-impl GroupOutcome {
-    fn fail(&mut self, volume_ids: Vec<String>, err: &Error) {
-        tracing::error!(volume_ids = ?volume_ids, error = %err, "snapshot failed");
-        self.failed.push(Failed {
-            volume_ids,
-            error: err.to_string(),
-            error_type: err.error_type(),
-        });
-    }
 }
 
 async fn snapshot_group<A: BackupApi, H: AppHooks>(
@@ -505,10 +539,13 @@ async fn snapshot_group<A: BackupApi, H: AppHooks>(
     }
     let hooked = group.app().is_some_and(|app| hooks.supports(app));
     let guard = if hooked {
-        match hooks.before(&group).await {
+        match deadline
+            .within("the application's backup start", hooks.before(&group))
+            .await
+        {
             Ok(guard) => Some(guard),
             Err(err) => {
-                out.fail(group.volume_ids(), &err);
+                out.failures.push((group.volume_ids(), err));
                 return out;
             }
         }
@@ -516,53 +553,66 @@ async fn snapshot_group<A: BackupApi, H: AppHooks>(
         None
     };
 
-    let created = match deadline
-        .bound(create_group(api, common, &group, disks, &mut out.notes))
+    if deadline
+        .bound(create_group(api, common, &group, disks, deadline, &mut out))
         .await
+        .is_none()
     {
-        Some(Ok(created)) => {
-            let missing: Vec<String> = group
-                .volume_ids()
-                .into_iter()
-                .filter(|v| !created.iter().any(|c| &c.target.volume_id == v))
-                .collect();
-            if !missing.is_empty() {
-                let err = Error::Incomplete {
-                    detail: "EC2 started no snapshot for these volumes".into(),
-                    retryable: true,
-                };
-                out.fail(missing, &err);
-            }
-            created
-        }
-        Some(Err(err)) => {
-            out.fail(group.volume_ids(), &err);
-            Vec::new()
-        }
-        None => {
-            let err = Error::Incomplete {
+        let started: BTreeSet<&str> = out.created.iter().map(|c| c.target.volume_id.as_str()).collect();
+        let cut: Vec<String> = group
+            .volume_ids()
+            .into_iter()
+            .filter(|v| !started.contains(v.as_str()))
+            .collect();
+        out.failures.push((
+            cut,
+            Error::Incomplete {
                 detail: "the invocation's deadline cut the snapshot call short; a retry finds or makes it"
                     .into(),
                 retryable: true,
-            };
-            out.fail(group.volume_ids(), &err);
-            Vec::new()
-        }
-    };
+            },
+        ));
+    }
+    let missing: Vec<String> = group
+        .volume_ids()
+        .into_iter()
+        .filter(|v| {
+            !out.created.iter().any(|c| &c.target.volume_id == v)
+                && !out.failures.iter().any(|(vs, _)| vs.contains(v))
+        })
+        .collect();
+    if !missing.is_empty() {
+        out.failures.push((
+            missing,
+            Error::Incomplete {
+                detail: "EC2 started no snapshot for these volumes".into(),
+                retryable: true,
+            },
+        ));
+    }
 
     if let Some(guard) = guard {
-        let ids: Vec<String> = created.iter().map(|c| c.snapshot_id.clone()).collect();
-        match hooks.after(&group, guard, &ids).await {
-            Ok(extra) if !extra.is_empty() && !ids.is_empty() => {
-                if let Err(err) = api.tag_snapshots(&ids, &extra).await {
-                    out.fail(group.volume_ids(), &err);
+        let ids: Vec<String> = out.created.iter().map(|c| c.snapshot_id.clone()).collect();
+        let ended = match hooks.after(&group, guard, &ids).await {
+            Ok(extra) if !extra.is_empty() && !ids.is_empty() => api.tag_snapshots(&ids, &extra).await,
+            Ok(_) => Ok(()),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = ended {
+            // Without a completed backup mode the snapshots are not valid
+            // backups; remove them so the retry takes them again.
+            for c in std::mem::take(&mut out.created) {
+                if let Err(e) = api.delete_snapshot(&c.snapshot_id).await {
+                    out.notes.push(format!(
+                        "{} is not a valid backup (its backup mode did not end) and could not be deleted: {e}",
+                        c.snapshot_id
+                    ));
                 }
             }
-            Ok(_) => {}
-            Err(err) => out.fail(group.volume_ids(), &err),
+            out.failures.push((group.volume_ids(), err));
         }
     }
-    for c in &created {
+    for c in &out.created {
         tracing::info!(
             snapshot_id = %c.snapshot_id,
             volume_id = %c.target.volume_id,
@@ -572,55 +622,97 @@ async fn snapshot_group<A: BackupApi, H: AppHooks>(
             "snapshot started"
         );
     }
-    out.created = created;
     out
 }
 
-/// Starts the group's snapshot(s) and tags them. Errors leave nothing
-/// half-made that the next run would not find and finish.
+/// Retries a snapshot call that EC2 refused for the per-volume rate, while
+/// the deadline allows.
+async fn with_volume_rate_retry<T, F, Fut>(deadline: &Deadline, mut call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut tries = 1;
+    loop {
+        match call().await {
+            Err(err)
+                if err.aws_code() == Some("SnapshotCreationPerVolumeRateExceeded")
+                    && tries < PER_VOLUME_TRIES
+                    && deadline.allows(PER_VOLUME_WAIT) =>
+            {
+                tracing::warn!(error = %err, "EC2's per-volume snapshot rate; waiting before the next try");
+                tokio::time::sleep(PER_VOLUME_WAIT).await;
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Why a multi-volume group cannot use `CreateSnapshots`, if it cannot.
+fn multi_blocker(group: &Group, disks: Option<&InstanceDisks>) -> Option<String> {
+    let instance = group.instance_id.as_deref()?;
+    let Some(disks) = disks else {
+        return Some(format!("instance {instance} was not described"));
+    };
+    let excluded = disks.volumes.len().saturating_sub(group.targets.len() + 1);
+    (excluded > MAX_EXCLUDED).then(|| {
+        format!("instance {instance} has {excluded} other volumes, more than CreateSnapshots can exclude")
+    })
+}
+
+/// Starts the group's snapshot(s) and tags them, recording into `out` as it
+/// goes (so what was made before a deadline cut is still reported).
 async fn create_group<A: BackupApi>(
     api: &A,
     common: &CommonTags<'_>,
     group: &Group,
     disks: Option<&InstanceDisks>,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Created>, Error> {
-    let multi = match (group.is_multi_volume(), group.instance_id.as_deref(), disks) {
-        (true, Some(instance), Some(disks)) => Some((instance, disks)),
-        (true, Some(instance), None) => {
-            notes.push(format!(
-                "instance {instance} was not found; its volumes {} were taken one by one",
+    deadline: &Deadline,
+    out: &mut GroupOutcome,
+) {
+    let multi = match (group.is_multi_volume(), multi_blocker(group, disks)) {
+        (true, None) => group.instance_id.as_deref().zip(disks),
+        (true, Some(why)) => {
+            out.notes.push(format!(
+                "{why}; volumes {} were taken one by one, not as one crash-consistent set",
                 group.volume_ids().join(",")
             ));
             None
         }
-        _ => None,
+        (false, _) => None,
     };
     let Some((instance, disks)) = multi else {
-        let mut created = Vec::new();
         for target in &group.targets {
-            let mut tags = common.tags(&group.cluster, target.instance_id.as_deref());
+            let set = new_set_token(common.run_id);
+            let mut tags = common.tags(&group.cluster, target.instance_id.as_deref(), &set);
             tags.extend(volume_tags(target, common.tier.as_str(), common.period));
             let request = SingleSnapshot {
                 volume_id: target.volume_id.clone(),
-                description: describe(format!(
-                    "Backup of {} - for {}/{} - {} - expires {}",
-                    target.volume_id, target.cluster, target.name, common.tier, common.expires_at
-                )),
+                description: clip(
+                    format!(
+                        "Backup of {} - for {}/{} - {} - expires {}",
+                        target.volume_id, target.cluster, target.name, common.tier, common.expires_at
+                    ),
+                    MAX_DESCRIPTION,
+                ),
                 tags,
             };
-            let snapshot_id = api.create_snapshot(&request).await?;
-            created.push(Created {
-                snapshot_id,
-                target: target.clone(),
-                method: Method::CreateSnapshot,
-            });
+            match with_volume_rate_retry(deadline, || api.create_snapshot(&request)).await {
+                Ok(snapshot_id) => out.created.push(Created {
+                    snapshot_id,
+                    target: target.clone(),
+                    method: Method::CreateSnapshot,
+                }),
+                Err(err) => out.failures.push((vec![target.volume_id.clone()], err)),
+            }
         }
-        return Ok(created);
+        return;
     };
 
     let wanted: BTreeSet<&str> = group.targets.iter().map(|t| t.volume_id.as_str()).collect();
     let root = disks.root_volume_id();
+    let set = new_set_token(common.run_id);
     let request = MultiSnapshot {
         instance_id: instance.to_owned(),
         exclude_boot_volume: root.is_none_or(|r| !wanted.contains(r)),
@@ -631,22 +723,30 @@ async fn create_group<A: BackupApi>(
             .filter(|id| !wanted.contains(id) && Some(*id) != root)
             .map(str::to_owned)
             .collect(),
-        description: describe(format!(
-            "Backup of {instance} ({} volumes) - for {} - {} - expires {}",
-            wanted.len(),
-            group.cluster,
-            common.tier,
-            common.expires_at
-        )),
-        tags: common.tags(&group.cluster, Some(instance)),
+        description: clip(
+            format!(
+                "Backup of {instance} ({} volumes) - for {} - {} - expires {}",
+                wanted.len(),
+                group.cluster,
+                common.tier,
+                common.expires_at
+            ),
+            MAX_DESCRIPTION,
+        ),
+        tags: common.tags(&group.cluster, Some(instance), &set),
     };
-    let started = api.create_snapshots(&request).await?;
+    let started = match with_volume_rate_retry(deadline, || api.create_snapshots(&request)).await {
+        Ok(started) => started,
+        Err(err) => {
+            out.failures.push((group.volume_ids(), err));
+            return;
+        }
+    };
 
-    let mut created = Vec::new();
     let mut strays = Vec::new();
     for (volume_id, snapshot_id) in started {
         match group.targets.iter().find(|t| t.volume_id == volume_id) {
-            Some(target) => created.push(Created {
+            Some(target) => out.created.push(Created {
                 snapshot_id,
                 target: target.clone(),
                 method: Method::CreateSnapshots,
@@ -657,19 +757,43 @@ async fn create_group<A: BackupApi>(
     // A volume attached after the instance was described is not excluded
     // and gets a snapshot carrying this cluster's tags: remove it.
     for (volume_id, snapshot_id) in strays {
-        api.delete_snapshot(&snapshot_id).await?;
-        notes.push(format!(
-            "{volume_id} was attached to {instance} during the run; its unwanted snapshot {snapshot_id} was deleted"
-        ));
+        let note = match remove_fresh(api, &snapshot_id).await {
+            Ok(()) => format!(
+                "{volume_id} was attached to {instance} during the run; its unwanted snapshot {snapshot_id} was deleted"
+            ),
+            Err(why) => format!(
+                "{volume_id} was attached to {instance} during the run; its unwanted snapshot {snapshot_id} could not be deleted ({why}): delete it by hand"
+            ),
+        };
+        out.notes.push(note);
     }
-    for c in &created {
-        api.tag_snapshots(
-            std::slice::from_ref(&c.snapshot_id),
-            &volume_tags(&c.target, common.tier.as_str(), common.period),
-        )
-        .await?;
+    let created = out.created.clone();
+    for c in created {
+        let tags = volume_tags(&c.target, common.tier.as_str(), common.period);
+        if let Err(err) = api
+            .tag_snapshots(std::slice::from_ref(&c.snapshot_id), &tags)
+            .await
+        {
+            // The snapshot exists; the next delivery of this event adds the
+            // tags (see `missing_volume_tags`).
+            out.failures.push((vec![c.target.volume_id.clone()], err));
+        }
     }
-    Ok(created)
+}
+
+/// Deletes a snapshot this run has just made. EC2's API is eventually
+/// consistent: a fresh id can answer "not found" for a few seconds, which
+/// here means "not yet", not "gone".
+async fn remove_fresh<A: BackupApi>(api: &A, snapshot_id: &str) -> Result<(), String> {
+    for wait in [1, 2, 4] {
+        match api.delete_snapshot(snapshot_id).await {
+            Ok(DeleteOutcome::Deleted) => return Ok(()),
+            Ok(DeleteOutcome::NotFound) => tokio::time::sleep(Duration::from_secs(wait)).await,
+            Ok(DeleteOutcome::InUse(why)) => return Err(why),
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    Err("EC2 still did not know it after 7 s".into())
 }
 
 #[cfg(test)]
@@ -683,7 +807,9 @@ mod tests {
     use super::*;
     use crate::backup::fake::{FakeEc2, volume};
     use crate::backup::hooks::NoAppHooks;
-    use crate::backup::model::{InstanceDisks, SnapshotState};
+    use std::collections::BTreeMap;
+
+    use crate::backup::model::InstanceDisks;
 
     const DB: &str = "db.example.com";
     const KATE: &str = "kate.example.com";
@@ -912,28 +1038,6 @@ mod tests {
         assert_eq!(a.created.len() + b.created.len() - removed, 5);
     }
 
-    #[test]
-    fn duplicates_keep_the_smallest_run_and_ignore_dead_snapshots() {
-        let snap = |id: &str, vol: &str, run: Option<&str>, state| Snapshot {
-            id: id.into(),
-            volume_id: Some(vol.into()),
-            state,
-            start_time: None,
-            tags: run
-                .map(|r| (tags::RUN.to_owned(), r.to_owned()))
-                .into_iter()
-                .collect(),
-        };
-        let list = vec![
-            snap("snap-3", "vol-1", Some("b"), SnapshotState::Completed),
-            snap("snap-2", "vol-1", Some("a"), SnapshotState::Pending),
-            snap("snap-1", "vol-1", Some("c"), SnapshotState::Error),
-            snap("snap-5", "vol-2", None, SnapshotState::Completed),
-            snap("snap-4", "vol-2", None, SnapshotState::Completed),
-        ];
-        assert_eq!(duplicates(&list), ["snap-3", "snap-5"]);
-    }
-
     #[tokio::test]
     async fn past_the_deadline_nothing_starts_and_a_retry_finishes() {
         let ec2 = fleet();
@@ -945,7 +1049,8 @@ mod tests {
         assert!(!first.complete);
         assert_eq!(first.not_started.len(), 5);
         assert!(ec2.snapshots().is_empty());
-        let err = first.outcome_error().unwrap();
+        let mut first = first;
+        let err = first.take_outcome_error().unwrap();
         assert!(err.is_retryable());
         assert_eq!(err.kind(), "Incomplete");
 
@@ -954,20 +1059,26 @@ mod tests {
             .unwrap();
         assert!(retry.complete);
         assert_eq!(retry.created.len(), 5);
-        assert!(retry.outcome_error().is_none());
+        let mut retry = retry;
+        assert!(retry.take_outcome_error().is_none());
     }
 
     #[tokio::test]
     async fn a_failing_volume_is_reported_and_the_rest_are_taken() {
         let ec2 = fleet();
         ec2.state.lock().unwrap().fail_volumes.insert("vol-4".into());
-        let summary = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+        let mut summary = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
             .await
             .unwrap();
         assert_eq!(summary.created.len(), 4);
         assert_eq!(summary.failed.len(), 1);
         assert_eq!(summary.failed[0].volume_ids, ["vol-4"]);
-        let err = summary.outcome_error().unwrap();
+        let err = summary.take_outcome_error().unwrap();
+        assert!(err.to_string().contains("1 of 5 volumes failed"), "{err}");
+        assert!(
+            err.to_string().contains("injected failure: vol-4"),
+            "the cause is kept: {err}"
+        );
         assert_eq!(err.error_type(), "Retryable.PartialFailure");
         assert!(!by_volume(&ec2).contains_key("vol-4"));
     }
@@ -1031,9 +1142,12 @@ mod tests {
         );
     }
 
-    /// Records the hook calls in order.
+    /// Records the hook calls in order; can fail the end of backup mode.
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
+    struct Recorder {
+        calls: Mutex<Vec<String>>,
+        fail_after: bool,
+    }
 
     impl AppHooks for Recorder {
         type Guard = String;
@@ -1043,7 +1157,7 @@ mod tests {
         }
 
         async fn before(&self, group: &Group) -> Result<String, Error> {
-            self.0
+            self.calls
                 .lock()
                 .unwrap()
                 .push(format!("before {}", group.volume_ids().join(",")));
@@ -1051,10 +1165,16 @@ mod tests {
         }
 
         async fn after(&self, _group: &Group, guard: String, ids: &[String]) -> Result<Tags, Error> {
-            self.0
+            self.calls
                 .lock()
                 .unwrap()
                 .push(format!("after {guard} {}", ids.len()));
+            if self.fail_after {
+                return Err(Error::Incomplete {
+                    detail: "pg_backup_stop failed".into(),
+                    retryable: true,
+                });
+            }
             Ok([("ninelives:backup-label".to_owned(), guard)].into())
         }
     }
@@ -1070,7 +1190,7 @@ mod tests {
         }
         let hooks = Recorder::default();
         let summary = take_snapshots(&ec2, &hooks, &run("r-1"), &open()).await.unwrap();
-        let mut calls = hooks.0.lock().unwrap().clone();
+        let mut calls = hooks.calls.lock().unwrap().clone();
         calls.sort();
         assert_eq!(
             calls,
@@ -1090,5 +1210,197 @@ mod tests {
         assert_eq!(labelled, ["vol-1", "vol-2"]);
         assert!(summary.notes.is_empty(), "{:?}", summary.notes);
         assert_eq!(summary.failed.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_end_of_backup_mode_removes_the_snapshots_for_the_retry() {
+        let ec2 = fleet();
+        ec2.state.lock().unwrap().volumes[1]
+            .tags
+            .insert(tags::APP.into(), "postgres".into());
+        let hooks = Recorder {
+            fail_after: true,
+            ..Recorder::default()
+        };
+        let mut summary = take_snapshots(&ec2, &hooks, &run("r-1"), &open()).await.unwrap();
+        let snaps = by_volume(&ec2);
+        assert!(!snaps.contains_key("vol-1") && !snaps.contains_key("vol-2"));
+        assert_eq!(summary.failed[0].volume_ids, ["vol-1", "vol-2"]);
+        assert!(
+            summary
+                .take_outcome_error()
+                .unwrap()
+                .to_string()
+                .contains("pg_backup_stop failed")
+        );
+        // The retry of the event takes them again.
+        let retry = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+            .await
+            .unwrap();
+        assert!(retry.created.iter().any(|c| c.target.volume_id == "vol-1"));
+    }
+
+    #[tokio::test]
+    async fn lambda_retries_sharing_a_request_id_still_keep_whole_sets() {
+        // Lambda's async retries reuse the request id; two of them racing
+        // must still not mix one set's vol-1 with another's vol-2.
+        let mut ec2 = fleet();
+        ec2.latency = Duration::from_millis(5);
+        let (r, d) = (run("same-request"), open());
+        let (a, b) = tokio::join!(
+            take_snapshots(&ec2, &NoAppHooks, &r, &d),
+            take_snapshots(&ec2, &NoAppHooks, &r, &d)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let snaps = by_volume(&ec2);
+        assert!(snaps.values().all(|v| v.len() == 1), "{snaps:?}");
+        assert_eq!(
+            snaps["vol-1"][0].tag(tags::SET),
+            snaps["vol-2"][0].tag(tags::SET),
+            "one CreateSnapshots set survives whole"
+        );
+        assert!(!a.duplicates_removed.is_empty() || !b.duplicates_removed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_later_delivery_removes_duplicates_it_did_not_make() {
+        let ec2 = fleet();
+        take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+            .await
+            .unwrap();
+        // A racing run's duplicate of vol-5 that nobody cleaned up.
+        {
+            let mut state = ec2.state.lock().unwrap();
+            let mut copy = state
+                .snapshots
+                .values()
+                .find(|s| s.volume_id.as_deref() == Some("vol-5"))
+                .unwrap()
+                .clone();
+            copy.id = "snap-zzzz".into();
+            copy.tags.insert(tags::SET.into(), "zzz-later-set".into());
+            state.snapshots.insert(copy.id.clone(), copy);
+        }
+        let again = take_snapshots(&ec2, &NoAppHooks, &run("r-2"), &open())
+            .await
+            .unwrap();
+        assert!(again.created.is_empty());
+        assert_eq!(again.duplicates_removed, ["snap-zzzz"]);
+        assert_eq!(by_volume(&ec2)["vol-5"].len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_stray_that_ec2_does_not_know_yet_is_still_deleted() {
+        let ec2 = fleet();
+        {
+            let mut state = ec2.state.lock().unwrap();
+            state.late_attached.push("vol-late".into());
+            state.fresh_not_found = 2;
+        }
+        let summary = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+            .await
+            .unwrap();
+        assert!(!by_volume(&ec2).contains_key("vol-late"));
+        assert!(
+            summary
+                .notes
+                .iter()
+                .any(|n| n.contains("vol-late") && n.contains("was deleted")),
+            "{:?}",
+            summary.notes
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_per_volume_rate_limit_is_waited_out() {
+        let ec2 = fleet();
+        ec2.state.lock().unwrap().rate_limited = 2;
+        let start = Instant::now();
+        let summary = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+            .await
+            .unwrap();
+        assert!(summary.complete, "{:?}", summary.failed);
+        assert_eq!(by_volume(&ec2).len(), 5);
+        assert!(
+            start.elapsed() >= PER_VOLUME_WAIT,
+            "it waited before trying again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tagged_boot_volume_joins_its_instance_set() {
+        let ec2 = fleet();
+        {
+            let mut state = ec2.state.lock().unwrap();
+            let root = state.volumes.iter_mut().find(|v| v.id == "vol-r").unwrap();
+            root.tags.insert(tags::CLUSTER.into(), DB.into());
+            root.tags.insert(tags::NAME.into(), "root".into());
+        }
+        let summary = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+            .await
+            .unwrap();
+        assert_eq!(ec2.calls("CreateSnapshots"), 1);
+        let snaps = by_volume(&ec2);
+        assert_eq!(snaps["vol-r"][0].tag(tags::SET), snaps["vol-1"][0].tag(tags::SET));
+        assert!(
+            !snaps.contains_key("vol-x"),
+            "the untagged data volume stays excluded"
+        );
+        assert!(summary.complete);
+    }
+
+    #[tokio::test]
+    async fn without_instance_details_volumes_are_taken_one_by_one() {
+        let ec2 = fleet();
+        ec2.state.lock().unwrap().fail_describe_instances = true;
+        let summary = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+            .await
+            .unwrap();
+        assert!(summary.complete);
+        assert_eq!(ec2.calls("CreateSnapshots"), 0);
+        assert_eq!(by_volume(&ec2).len(), 5);
+        assert!(
+            summary
+                .notes
+                .iter()
+                .any(|n| n.contains("could not describe instances i-1")),
+            "{:?}",
+            summary.notes
+        );
+        assert!(
+            summary.notes.iter().any(|n| n.contains("taken one by one")),
+            "{:?}",
+            summary.notes
+        );
+    }
+
+    #[tokio::test]
+    async fn too_many_other_volumes_for_create_snapshots_falls_back_to_singles() {
+        let ec2 = fleet();
+        {
+            let mut state = ec2.state.lock().unwrap();
+            let i1 = state
+                .instances
+                .iter_mut()
+                .find(|i| i.instance_id == "i-1")
+                .unwrap();
+            for n in 0..41 {
+                i1.volumes
+                    .push((format!("/dev/xvd{n}"), format!("vol-other-{n}")));
+            }
+        }
+        let summary = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+            .await
+            .unwrap();
+        assert!(summary.complete);
+        assert_eq!(ec2.calls("CreateSnapshots"), 0);
+        assert!(
+            summary
+                .notes
+                .iter()
+                .any(|n| n.contains("more than CreateSnapshots can exclude")),
+            "{:?}",
+            summary.notes
+        );
     }
 }

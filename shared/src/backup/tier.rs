@@ -32,20 +32,23 @@ impl Tier {
     }
 
     /// The tier named in an EventBridge rule ARN
-    /// (`arn:aws:events:REGION:ACCOUNT:rule/[BUS/]NAME`), by the one tier
-    /// word its name contains, case-insensitively. `Ok(None)` when it names
-    /// none; an error when it names more than one.
+    /// (`arn:aws:events:REGION:ACCOUNT:rule/[BUS/]NAME`): the one tier word
+    /// among the words of its name, split at punctuation and at lower-upper
+    /// case changes (`ninelives-snapshot-daily`, `Stack-DailySnapshots-1X2Y`),
+    /// case-insensitively. `Ok(None)` when it names none (`biweekly` is not
+    /// `weekly`); an error when it names more than one.
     pub fn from_rule_arn(arn: &str) -> Result<Option<Tier>, EventError> {
-        let name = arn.rsplit('/').next().unwrap_or(arn).to_ascii_lowercase();
+        let name = arn.rsplit('/').next().unwrap_or(arn);
+        let words = words(name);
         let found: Vec<Tier> = Tier::ALL
             .into_iter()
-            .filter(|t| name.contains(t.as_str()))
+            .filter(|t| words.iter().any(|w| w == t.as_str()))
             .collect();
         match found.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(*one)),
             many => Err(EventError::Invalid(format!(
-                "rule name {name:?} is ambiguous: it contains {}",
+                "rule name {name:?} is ambiguous: it names {}",
                 many.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" and ")
             ))),
         }
@@ -64,6 +67,32 @@ impl Tier {
             Tier::Monthly => time.format("%Y-%m").to_string(),
         }
     }
+}
+
+/// Lower-case words of a name: split at non-alphanumerics and where a
+/// lower-case letter or digit is followed by an upper-case one.
+fn words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            previous_lower = false;
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            continue;
+        }
+        if c.is_ascii_uppercase() && previous_lower && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        word.push(c.to_ascii_lowercase());
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 impl fmt::Display for Tier {
@@ -189,7 +218,17 @@ mod tests {
             Tier::from_rule_arn(&arn("stack-MonthlySnapshots-1X2Y")).unwrap(),
             Some(Tier::Monthly)
         );
+        assert_eq!(
+            Tier::from_rule_arn(&arn("stack-DailySnapshots-AB12")).unwrap(),
+            Some(Tier::Daily)
+        );
+        assert_eq!(
+            Tier::from_rule_arn(&arn("backup_weekly_2")).unwrap(),
+            Some(Tier::Weekly)
+        );
         assert_eq!(Tier::from_rule_arn(&arn("nightly")).unwrap(), None);
+        assert_eq!(Tier::from_rule_arn(&arn("biweekly-backup")).unwrap(), None);
+        assert_eq!(Tier::from_rule_arn(&arn("semimonthly")).unwrap(), None);
         let err = Tier::from_rule_arn(&arn("daily-and-weekly")).unwrap_err();
         assert!(err.to_string().contains("ambiguous"), "{err}");
     }

@@ -9,7 +9,8 @@
 //! `replay: ...` on failure, plus the JSON log lines when `RUST_LOG` is set
 //! (off by default, so a failure is one clear line). Exit status: 0 on
 //! success, 1 when the handler (or its configuration) fails, 2 for a usage
-//! error, an unknown function or an unreadable or malformed event file.
+//! error, an unknown function or an unreadable or malformed event file, 101
+//! for a bug (a panic, still reported on one line).
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,6 +43,14 @@ fn usage(message: String) -> Failure {
 }
 
 fn main() -> ExitCode {
+    // A panic is a bug, but even then the contract holds: one line on
+    // stderr (and exit status 101).
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "replay: internal error (please report): {}",
+            info.to_string().replace('\n', " ")
+        );
+    }));
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}\n\nFUNCTION is one of: {}", FUNCTIONS.join(", "));
