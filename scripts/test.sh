@@ -33,6 +33,12 @@ say "cargo clippy --workspace --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "starting the local AWS"
+# A port of its own, so a demo or another checkout's server on the default
+# port neither blocks the tests nor gets its state changed by them.
+if [[ -z "${LOCAL_AWS_PORT:-}" ]]; then
+  LOCAL_AWS_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  export LOCAL_AWS_PORT
+fi
 scripts/local-aws.sh restart
 trap 'scripts/local-aws.sh stop || true' EXIT
 eval "$(scripts/local-aws.sh env)"

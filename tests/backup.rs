@@ -252,9 +252,9 @@ async fn duplicate_deliveries_sequential_and_concurrent_make_one_snapshot() {
         assert_eq!(ec2.snapshots_of(v).await.len(), 1, "{v}");
     }
 
-    // A new period is a new snapshot.
-    let later = scheduled("hourly", Utc::now() + chrono::Duration::hours(1));
-    let third = handler.handle(event(later, secs(300))).await.unwrap();
+    // Another period (the hour before) is another snapshot.
+    let earlier = scheduled("hourly", Utc::now() - chrono::Duration::hours(1));
+    let third = handler.handle(event(earlier, secs(300))).await.unwrap();
     assert_eq!(pick(&third, "created", "cluster", &cluster).len(), 3);
     for v in &volumes {
         assert_eq!(ec2.snapshots_of(v).await.len(), 2, "{v}");
@@ -324,6 +324,7 @@ async fn racing_first_deliveries_converge_to_one_consistent_set() {
     let ts1_snaps = ec2.snapshots_of(&ts1).await;
     let spare_snaps = ec2.snapshots_of(&spare).await;
     assert_eq!((main_snaps.len(), ts1_snaps.len(), spare_snaps.len()), (1, 1, 1));
+    assert!(tag(&main_snaps[0], tags::SET).is_some());
     assert_eq!(
         tag(&main_snaps[0], tags::SET),
         tag(&ts1_snaps[0], tags::SET),
@@ -365,7 +366,10 @@ impl BackupApi for Gated {
     async fn managed_snapshots(&self, query: &SnapshotQuery) -> Result<Vec<Snapshot>, Error> {
         let listed = self.inner.managed_snapshots(query).await;
         if !self.waited.swap(true, Ordering::SeqCst) {
-            self.gate.wait().await;
+            // Bounded, so a racer that failed early cannot hang the other.
+            tokio::time::timeout(Duration::from_secs(30), self.gate.wait())
+                .await
+                .expect("the other racer reached the gate");
         }
         listed
     }
@@ -725,6 +729,10 @@ async fn bad_input_is_named_and_nothing_is_lost() {
     unnamed["resources"] = json!(["arn:aws:events:us-east-1:123456789012:rule/nightly-backup"]);
     let err = handler.handle(event(unnamed, secs(60))).await.unwrap_err();
     assert!(err.to_string().contains("cannot tell the tier"), "{err}");
+    let mut ahead = fixture("snapshot-volumes/scheduled-daily.json");
+    ahead["time"] = json!("2099-01-01T03:00:00Z");
+    let err = handler.handle(event(ahead, secs(60))).await.unwrap_err();
+    assert!(err.to_string().contains("is in the future"), "{err}");
     assert!(
         ec2.snapshots_of(&vol).await.is_empty(),
         "no snapshot from a bad event"

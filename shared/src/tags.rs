@@ -42,5 +42,12 @@ pub const RUN: &str = "ninelives:run";
 /// snapshots of one `CreateSnapshots` call share it; duplicate clean-up
 /// removes whole sets by it.
 pub const SET: &str = "ninelives:set";
+/// On snapshots: how many volumes the create call asked for. A set is
+/// complete when that many of its snapshots are listed.
+pub const SET_SIZE: &str = "ninelives:set-size";
+/// On snapshots: why this snapshot is not a valid backup (a volume attached
+/// mid-run, an application backup mode that did not end) when it could not
+/// be deleted at once. Never counts as a backup; purged when it expires.
+pub const INVALID: &str = "ninelives:invalid";
 /// On snapshots: the instance the volume was attached to, if any.
 pub const INSTANCE_ID: &str = "ninelives:instance-id";

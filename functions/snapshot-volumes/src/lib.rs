@@ -45,6 +45,8 @@ impl Config {
 pub struct Request {
     pub tier: Tier,
     pub time: DateTime<Utc>,
+    /// Whether the time came from the event (else it is the clock's).
+    pub time_from_event: bool,
     /// The event may ask for a dry run; it can never cancel one the
     /// configuration asks for.
     pub dry_run: bool,
@@ -66,6 +68,18 @@ struct Input {
 /// How far ahead of this clock an event's time may be.
 const MAX_CLOCK_SKEW_MINUTES: i64 = 5;
 
+/// A time ahead of the clock would take a future period's snapshots now,
+/// and the real run of that period would find them and skip.
+fn not_ahead(time: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, EventError> {
+    if time > now + chrono::Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
+        return Err(EventError::Invalid(format!(
+            "the event's time {} is in the future; a snapshot run cannot be scheduled ahead",
+            time.to_rfc3339()
+        )));
+    }
+    Ok(time)
+}
+
 const TIER_HELP: &str = "give {\"tier\": \"hourly|daily|weekly|monthly\"} as constant input, or name the schedule rule after its tier";
 
 /// Reads the request from a delivered payload. `now` is used when the event
@@ -82,23 +96,21 @@ pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, E
                     "the event names no tier: {TIER_HELP}"
                 )));
             };
-            let time = match input.time {
+            let time = match &input.time {
                 None => now,
-                Some(t) => DateTime::parse_from_rfc3339(&t)
-                    .map_err(|e| EventError::Invalid(format!("\"time\" {t:?} is not an RFC 3339 time: {e}")))?
-                    .with_timezone(&Utc),
+                Some(t) => not_ahead(
+                    DateTime::parse_from_rfc3339(t)
+                        .map_err(|e| {
+                            EventError::Invalid(format!("\"time\" {t:?} is not an RFC 3339 time: {e}"))
+                        })?
+                        .with_timezone(&Utc),
+                    now,
+                )?,
             };
-            // A time ahead of the clock would take a future period's
-            // snapshots now, and the real run of that period would skip.
-            if time > now + chrono::Duration::minutes(MAX_CLOCK_SKEW_MINUTES) {
-                return Err(EventError::Invalid(format!(
-                    "\"time\" {} is in the future; a snapshot run cannot be scheduled ahead",
-                    time.to_rfc3339()
-                )));
-            }
             Ok(Request {
                 tier: tier.parse()?,
                 time,
+                time_from_event: input.time.is_some(),
                 dry_run: input.dry_run,
             })
         }
@@ -137,7 +149,11 @@ pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, E
             };
             Ok(Request {
                 tier,
-                time: event.time.unwrap_or(now),
+                time: match event.time {
+                    Some(t) => not_ahead(t, now)?,
+                    None => now,
+                },
+                time_from_event: event.time.is_some(),
                 dry_run,
             })
         }
@@ -165,6 +181,7 @@ impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
         let run = SnapshotRun {
             tier: request.tier,
             time: request.time,
+            time_from_event: request.time_from_event,
             retention: self.config.retention,
             run_id: invocation.request_id.clone(),
             dry_run: self.config.common.dry_run || request.dry_run,

@@ -2,19 +2,23 @@
 //! Pure functions over a listing, applied identically by every run.
 //!
 //! EC2 has no idempotency token for `CreateSnapshot(s)`, so deliveries of
-//! one event that run at the same time can each create a snapshot set. Every
-//! create call tags its snapshots with a `ninelives:set` token unique to that
-//! call. Sets are ranked by token; walking them smallest first, a set whose
-//! volumes all already have a snapshot from a smaller set is a duplicate and
-//! goes whole, and any other set stays. Consequences, whatever each run can
-//! see of the others' snapshots:
+//! one event that run at the same time can each create a snapshot set, and
+//! EC2's eventually consistent listing can show a run only part of another
+//! run's set. Every create call tags its snapshots with a `ninelives:set`
+//! token unique to the call and the `ninelives:set-size` it asked for.
 //!
-//! - for every volume, the smallest-ranked set with a snapshot of it is
-//!   never deleted, so no volume is left without its snapshot;
-//! - sets are deleted whole (as far as a run can see them), so a
-//!   multi-volume set is never split by the clean-up itself;
-//! - when visibility is partial, duplicates may stay until a later run sees
-//!   them: an extra snapshot, never a missing one.
+//! - A set is *complete* in a listing when a snapshot of each of its
+//!   declared volumes is listed. Only complete sets count as a volume's
+//!   backup, and only complete sets are ever deleted, whole.
+//! - Sets are ranked the same way by every run: larger sets first (a
+//!   crash-consistent set beats single snapshots), then by token.
+//! - Walking the ranking, a complete set whose volumes all already have a
+//!   snapshot from an earlier set is a duplicate; any other set stays.
+//!
+//! So, whatever each run can see: the first-ranked set holding a snapshot
+//! of a volume is never deleted (no volume is left without its snapshot),
+//! and no set is ever partly deleted by the clean-up. Partial visibility
+//! only delays the clean-up: an extra snapshot, never a missing one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,61 +29,98 @@ use crate::tags;
 const COPIED: &str = "vol-ffffffff";
 
 /// The volume a snapshot was taken from, if it is one a snapshot run made
-/// and still counts: pending or completed, taken from a real volume (not a
-/// `CopySnapshot` copy), and not tagged with a different volume than EC2
-/// reports.
+/// and still counts: pending or completed, not marked invalid, taken from a
+/// real volume (not a `CopySnapshot` copy), and not tagged with another
+/// volume than EC2 reports.
 pub fn source_volume(snapshot: &Snapshot) -> Option<&str> {
     let volume = snapshot.volume_id.as_deref().filter(|v| *v != COPIED)?;
     let tagged = snapshot.tag(tags::VOLUME_ID);
-    (snapshot.is_live() && tagged.is_none_or(|t| t == volume)).then_some(volume)
+    let counts =
+        snapshot.is_live() && snapshot.tag(tags::INVALID).is_none() && tagged.is_none_or(|t| t == volume);
+    counts.then_some(volume)
 }
 
-/// The rank of the set a snapshot belongs to: its `ninelives:set` token, or
-/// its own id for a snapshot made without one.
-pub fn set_key(snapshot: &Snapshot) -> &str {
-    snapshot.tag(tags::SET).unwrap_or(&snapshot.id)
+/// One create call's snapshots, as far as a listing shows them.
+#[derive(Debug)]
+pub struct SetView<'a> {
+    /// The `ninelives:set` token, or the snapshot's own id without one.
+    pub key: &'a str,
+    /// Declared volumes: `ninelives:set-size`, 1 for a snapshot without a
+    /// set, unknown (never complete) for a set without a readable size.
+    pub size: Option<usize>,
+    /// The snapshot of each volume: the earliest (start time, then id) when
+    /// a retried call made two.
+    pub members: BTreeMap<&'a str, &'a Snapshot>,
+    /// Further snapshots of a volume already in `members`.
+    pub extras: Vec<&'a Snapshot>,
 }
 
-/// For each volume, the snapshot of the listing that counts: the one of the
-/// smallest-ranked set.
-pub fn done_by_volume(snapshots: &[Snapshot]) -> BTreeMap<&str, &Snapshot> {
-    let mut done: BTreeMap<&str, &Snapshot> = BTreeMap::new();
+impl SetView<'_> {
+    pub fn is_complete(&self) -> bool {
+        self.size.is_some_and(|n| self.members.len() >= n)
+    }
+
+    pub fn holds(&self, volume: &str) -> bool {
+        self.members.contains_key(volume)
+    }
+}
+
+/// The sets of a listing, in rank order.
+pub fn ranked_sets(snapshots: &[Snapshot]) -> Vec<SetView<'_>> {
+    let mut by_key: BTreeMap<&str, Vec<(&str, &Snapshot)>> = BTreeMap::new();
+    let mut sizes: BTreeMap<&str, Option<usize>> = BTreeMap::new();
     for s in snapshots {
         let Some(volume) = source_volume(s) else { continue };
-        let entry = done.entry(volume).or_insert(s);
-        if (set_key(s), &s.id) < (set_key(entry), &entry.id) {
-            *entry = s;
-        }
+        let (key, size) = match s.tag(tags::SET) {
+            Some(set) => (set, s.tag(tags::SET_SIZE).and_then(|n| n.parse().ok())),
+            None => (s.id.as_str(), Some(1)),
+        };
+        by_key.entry(key).or_default().push((volume, s));
+        sizes.entry(key).or_insert(size);
     }
-    done
+    let mut sets: Vec<SetView> = by_key
+        .into_iter()
+        .map(|(key, mut snaps)| {
+            snaps.sort_by(|a, b| (a.1.start_time, &a.1.id).cmp(&(b.1.start_time, &b.1.id)));
+            let mut members = BTreeMap::new();
+            let mut extras = Vec::new();
+            for (volume, s) in snaps {
+                if members.contains_key(volume) {
+                    extras.push(s);
+                } else {
+                    members.insert(volume, s);
+                }
+            }
+            SetView {
+                key,
+                size: sizes.get(key).copied().flatten(),
+                members,
+                extras,
+            }
+        })
+        .collect();
+    sets.sort_by(|a, b| (std::cmp::Reverse(a.size), a.key).cmp(&(std::cmp::Reverse(b.size), b.key)));
+    sets
 }
 
-/// Snapshot ids to delete so that duplicate sets go, per the rule above.
+/// The first-ranked complete set holding a snapshot of every one of
+/// `volumes`: what makes a group of volumes done for the period.
+pub fn covering<'s, 'a>(sets: &'s [SetView<'a>], volumes: &[String]) -> Option<&'s SetView<'a>> {
+    sets.iter()
+        .find(|s| s.is_complete() && volumes.iter().all(|v| s.holds(v)))
+}
+
+/// Snapshot ids to delete: duplicate sets (whole) and extra snapshots a
+/// retried call made within a set.
 pub fn duplicates(snapshots: &[Snapshot]) -> Vec<String> {
-    let mut sets: BTreeMap<&str, Vec<(&str, &Snapshot)>> = BTreeMap::new();
-    for s in snapshots {
-        if let Some(volume) = source_volume(s) {
-            sets.entry(set_key(s)).or_default().push((volume, s));
-        }
-    }
     let mut covered: BTreeSet<&str> = BTreeSet::new();
     let mut extra = Vec::new();
-    for members in sets.values() {
-        // Two snapshots of one volume in one set cannot come from one call;
-        // the first covers the volume, the rest are extra.
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        let mut own = Vec::new();
-        for (volume, s) in members {
-            if seen.insert(volume) {
-                own.push((*volume, *s));
-            } else {
-                extra.push(s.id.clone());
-            }
-        }
-        if own.iter().all(|(volume, _)| covered.contains(volume)) {
-            extra.extend(own.iter().map(|(_, s)| s.id.clone()));
+    for set in ranked_sets(snapshots) {
+        extra.extend(set.extras.iter().map(|s| s.id.clone()));
+        if set.is_complete() && set.members.keys().all(|v| covered.contains(v)) {
+            extra.extend(set.members.values().map(|s| s.id.clone()));
         } else {
-            covered.extend(own.iter().map(|(volume, _)| *volume));
+            covered.extend(set.members.keys().copied());
         }
     }
     extra.sort();
@@ -88,68 +129,75 @@ pub fn duplicates(snapshots: &[Snapshot]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::backup::model::SnapshotState;
+    use chrono::{DateTime, Utc};
 
-    fn snap(id: &str, volume: &str, set: Option<&str>, state: SnapshotState) -> Snapshot {
-        let mut tags = crate::backup::model::Tags::new();
-        if let Some(set) = set {
-            tags.insert(tags::SET.into(), set.into());
-        }
+    use super::*;
+    use crate::backup::model::{SnapshotState, Tags};
+
+    fn snap(id: &str, volume: &str, set: &str, size: usize) -> Snapshot {
+        let mut tags = Tags::new();
+        tags.insert(tags::SET.into(), set.into());
+        tags.insert(tags::SET_SIZE.into(), size.to_string());
         Snapshot {
             id: id.into(),
             volume_id: Some(volume.into()),
-            state,
-            start_time: None,
+            state: SnapshotState::Completed,
+            start_time: DateTime::<Utc>::from_timestamp(1_800_000_000, 0),
             tags,
         }
     }
 
-    use SnapshotState::{Completed as C, Error as E, Pending as P};
+    fn volumes(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
 
     #[test]
-    fn the_smallest_set_wins_whole() {
-        // Two runs each made a set of vol-1 and vol-2; the one with the
-        // larger token goes, whatever the snapshot ids say.
+    fn the_first_ranked_complete_set_wins_whole() {
+        // Two runs each made a set of vol-1 and vol-2; the larger token
+        // goes, whatever the snapshot ids say.
         let list = vec![
-            snap("snap-1", "vol-1", Some("b"), C),
-            snap("snap-9", "vol-2", Some("b"), C),
-            snap("snap-5", "vol-1", Some("a"), P),
-            snap("snap-2", "vol-2", Some("a"), C),
+            snap("snap-1", "vol-1", "b", 2),
+            snap("snap-9", "vol-2", "b", 2),
+            snap("snap-5", "vol-1", "a", 2),
+            snap("snap-2", "vol-2", "a", 2),
         ];
         assert_eq!(duplicates(&list), ["snap-1", "snap-9"]);
-        let done = done_by_volume(&list);
-        assert_eq!(done["vol-1"].id, "snap-5");
-        assert_eq!(done["vol-2"].id, "snap-2");
+        let sets = ranked_sets(&list);
+        assert_eq!(covering(&sets, &volumes(&["vol-1", "vol-2"])).unwrap().key, "a");
     }
 
     #[test]
-    fn a_partly_visible_set_does_not_split_the_winner() {
-        // Set a is only partly listed (vol-2's member not yet visible): b
-        // is still the only snapshot seen of vol-2, so b stays whole.
+    fn a_set_beats_single_snapshots_and_an_incomplete_set_covers_nothing() {
         let list = vec![
-            snap("snap-1", "vol-1", Some("a"), C),
-            snap("snap-3", "vol-1", Some("b"), C),
-            snap("snap-4", "vol-2", Some("b"), C),
+            snap("snap-s", "vol-1", "a-single", 1),
+            snap("snap-1", "vol-1", "z-set", 2),
+            snap("snap-2", "vol-2", "z-set", 2),
+            snap("snap-p", "vol-2", "b-part", 2),
         ];
-        assert!(duplicates(&list).is_empty());
+        // z-set ranks first (two volumes); the single is covered and goes;
+        // b-part shows one of two volumes, so it is left alone.
+        assert_eq!(duplicates(&list), ["snap-s"]);
+        let sets = ranked_sets(&list);
+        assert_eq!(covering(&sets, &volumes(&["vol-2"])).unwrap().key, "z-set");
+        let partial = vec![snap("snap-p", "vol-2", "b-part", 2)];
+        assert!(covering(&ranked_sets(&partial), &volumes(&["vol-2"])).is_none());
     }
 
     #[test]
-    fn every_volume_keeps_a_snapshot_under_any_partial_view() {
-        // Three racing sets over three volumes; try every subset of what a
-        // run may see, apply each run's deletions to the full truth, and
-        // check no volume is left without a snapshot.
-        let truth = vec![
-            snap("s-a1", "vol-1", Some("a"), C),
-            snap("s-a2", "vol-2", Some("a"), C),
-            snap("s-b1", "vol-1", Some("b"), C),
-            snap("s-b2", "vol-2", Some("b"), C),
-            snap("s-b3", "vol-3", Some("b"), C),
-            snap("s-c3", "vol-3", Some("c"), C),
-            snap("s-c2", "vol-2", Some("c"), C),
-        ];
+    fn a_retried_call_keeps_its_earliest_snapshot_whatever_the_listing_order() {
+        let mut late = snap("snap-0", "vol-1", "a", 1);
+        late.start_time = DateTime::<Utc>::from_timestamp(1_800_000_009, 0);
+        let early = snap("snap-7", "vol-1", "a", 1);
+        assert_eq!(duplicates(&[late.clone(), early.clone()]), ["snap-0"]);
+        assert_eq!(duplicates(&[early, late]), ["snap-0"]);
+    }
+
+    /// Every pair of partial views two runs can have of `truth`: no volume
+    /// is left without a snapshot, no set is partly deleted, and every
+    /// volume still has a complete set holding it.
+    fn check_every_pair_of_views(truth: &[Snapshot]) {
         let n = truth.len();
+        let all_volumes: BTreeSet<&str> = truth.iter().filter_map(|s| s.volume_id.as_deref()).collect();
         for first in 0u32..(1 << n) {
             for second in 0u32..(1 << n) {
                 let view = |mask: u32| -> Vec<Snapshot> {
@@ -160,44 +208,90 @@ mod tests {
                 };
                 let mut deleted: BTreeSet<String> = duplicates(&view(first)).into_iter().collect();
                 deleted.extend(duplicates(&view(second)));
-                for volume in ["vol-1", "vol-2", "vol-3"] {
+                let left: Vec<Snapshot> = truth
+                    .iter()
+                    .filter(|s| !deleted.contains(&s.id))
+                    .cloned()
+                    .collect();
+                for volume in &all_volumes {
                     assert!(
-                        truth
-                            .iter()
-                            .any(|s| s.volume_id.as_deref() == Some(volume) && !deleted.contains(&s.id)),
+                        left.iter().any(|s| s.volume_id.as_deref() == Some(volume)),
                         "{volume} lost every snapshot with views {first:b} and {second:b}"
+                    );
+                }
+                for set in ranked_sets(truth) {
+                    let gone = set.members.values().filter(|s| deleted.contains(&s.id)).count();
+                    assert!(
+                        gone == 0 || gone == set.members.len(),
+                        "set {} partly deleted with views {first:b} and {second:b}",
+                        set.key
                     );
                 }
             }
         }
-        // Seeing everything: c's volumes are all covered by a and b, so c
-        // goes; b stays whole because it alone has vol-3 from an earlier set.
-        assert_eq!(duplicates(&truth), ["s-c2", "s-c3"]);
     }
 
     #[test]
-    fn only_live_snapshots_of_real_volumes_count() {
-        let mut copy = snap("snap-7", COPIED, Some("a"), C);
+    fn racing_whole_sets_under_any_partial_views() {
+        check_every_pair_of_views(&[
+            snap("s-a1", "vol-1", "a", 3),
+            snap("s-a2", "vol-2", "a", 3),
+            snap("s-a3", "vol-3", "a", 3),
+            snap("s-b1", "vol-1", "b", 3),
+            snap("s-b2", "vol-2", "b", 3),
+            snap("s-b3", "vol-3", "b", 3),
+            snap("s-c1", "vol-1", "c", 3),
+            snap("s-c3", "vol-3", "c", 3),
+        ]);
+    }
+
+    #[test]
+    fn sets_of_different_sizes_under_any_partial_views() {
+        // A group that grew mid-period (a third volume tagged), a retake of
+        // two, and single snapshots of a detached volume.
+        check_every_pair_of_views(&[
+            snap("s-a1", "vol-1", "a", 2),
+            snap("s-a2", "vol-2", "a", 2),
+            snap("s-b1", "vol-1", "b", 3),
+            snap("s-b2", "vol-2", "b", 3),
+            snap("s-b3", "vol-3", "b", 3),
+            snap("s-c2", "vol-2", "c", 2),
+            snap("s-c1", "vol-1", "c", 2),
+            snap("s-d3", "vol-3", "d", 1),
+        ]);
+    }
+
+    #[test]
+    fn only_valid_snapshots_of_real_volumes_count() {
+        let mut copy = snap("snap-7", COPIED, "c", 1);
         copy.tags.insert(tags::VOLUME_ID.into(), "vol-1".into());
-        let mut mislabelled = snap("snap-8", "vol-2", Some("a"), C);
+        let mut mislabelled = snap("snap-8", "vol-2", "m", 1);
         mislabelled.tags.insert(tags::VOLUME_ID.into(), "vol-1".into());
+        let mut errored = snap("snap-2", "vol-1", "e", 1);
+        errored.state = SnapshotState::Error;
+        let mut invalid = snap("snap-3", "vol-1", "i", 1);
+        invalid
+            .tags
+            .insert(tags::INVALID.into(), "backup mode did not end".into());
         let list = vec![
-            snap("snap-1", "vol-1", Some("b"), C),
-            snap("snap-2", "vol-1", Some("a"), E),
+            snap("snap-1", "vol-1", "z", 1),
+            errored,
             copy,
             mislabelled,
+            invalid,
         ];
-        assert!(
-            duplicates(&list).is_empty(),
-            "errored, copied and mislabelled snapshots are left alone"
-        );
-        assert_eq!(done_by_volume(&list).len(), 1);
-        assert_eq!(done_by_volume(&list)["vol-1"].id, "snap-1");
+        assert!(duplicates(&list).is_empty(), "only snap-1 counts");
+        let sets = ranked_sets(&list);
+        assert_eq!(sets.len(), 1);
+        assert_eq!(sets[0].members["vol-1"].id, "snap-1");
     }
 
     #[test]
     fn snapshots_without_a_set_rank_by_id() {
-        let list = vec![snap("snap-2", "vol-1", None, C), snap("snap-1", "vol-1", None, C)];
-        assert_eq!(duplicates(&list), ["snap-2"]);
+        let mut a = snap("snap-2", "vol-1", "", 1);
+        let mut b = snap("snap-1", "vol-1", "", 1);
+        a.tags.clear();
+        b.tags.clear();
+        assert_eq!(duplicates(&[a, b]), ["snap-2"]);
     }
 }

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::tags;
-
 pub type Tags = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +70,6 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.tags.get(key).map(String::as_str).filter(|v| !v.is_empty())
-    }
-
-    /// The source volume: the tag ninelives wrote, else what EC2 reports.
-    pub fn source_volume(&self) -> Option<&str> {
-        self.tag(tags::VOLUME_ID).or(self.volume_id.as_deref())
     }
 
     /// Pending or completed: the snapshot exists or will.

@@ -10,6 +10,10 @@
 //! 4. snapshots an AMI uses are skipped and reported (EC2 would refuse);
 //! 5. pending snapshots are left to finish.
 //!
+//! A snapshot tagged `ninelives:invalid` (a snapshot run could not delete
+//! one it made in error) is never a backup: it does not count as the
+//! newest, and goes once its expiry has passed.
+//!
 //! The plan is a pure function of the listing; the run then deletes at a
 //! steady pace with bounded concurrency, stops starting new deletions when
 //! the invocation's deadline nears, and reports what is left. Running again
@@ -83,7 +87,8 @@ pub fn plan_purge(snapshots: &[Snapshot], ami_snapshots: &BTreeSet<String>, now:
 
     // Newest completed per (cluster, name), whatever its expiry.
     let mut newest: BTreeMap<(&str, &str), &Snapshot> = BTreeMap::new();
-    for s in snapshots.iter().filter(|s| s.state == SnapshotState::Completed) {
+    let valid = |s: &&Snapshot| s.state == SnapshotState::Completed && s.tag(tags::INVALID).is_none();
+    for s in snapshots.iter().filter(valid) {
         if let (Some(cluster), Some(name)) = (s.tag(tags::CLUSTER), s.tag(tags::NAME)) {
             let entry = newest.entry((cluster, name)).or_insert(s);
             if (s.start_time, &s.id) > (entry.start_time, &entry.id) {
@@ -103,6 +108,25 @@ pub fn plan_purge(snapshots: &[Snapshot], ami_snapshots: &BTreeSet<String>, now:
             snapshot_id: s.id.clone(),
             reason,
         };
+        if s.tag(tags::INVALID).is_some() {
+            match s.tag(tags::EXPIRES_AT).and_then(parse_time) {
+                Some(t) if t <= now && s.state != SnapshotState::Pending => delete.push((
+                    t,
+                    Candidate {
+                        snapshot_id: s.id.clone(),
+                        cluster: s.tag(tags::CLUSTER).unwrap_or_default().to_owned(),
+                        name: s.tag(tags::NAME).unwrap_or_default().to_owned(),
+                        expires_at: format_time(t),
+                    },
+                )),
+                Some(_) => plan.not_expired += 1,
+                None => plan.invalid.push(skip(format!(
+                    "{} and no readable expiry: left alone",
+                    tags::INVALID
+                ))),
+            }
+            continue;
+        }
         let (Some(cluster), Some(name)) = (s.tag(tags::CLUSTER), s.tag(tags::NAME)) else {
             plan.invalid.push(skip(format!(
                 "missing {} or {} tag: cannot tell which backups it belongs to",
@@ -298,8 +322,9 @@ pub async fn purge<A: BackupApi>(
                 if deadline.should_stop() {
                     return (candidate.snapshot_id, Attempt::NotAttempted);
                 }
-                pacer.wait().await;
-                if deadline.should_stop() {
+                // A slot reserved far ahead (a low rate, many in flight)
+                // must not outlive the invocation.
+                if deadline.bound(pacer.wait()).await.is_none() || deadline.should_stop() {
                     return (candidate.snapshot_id, Attempt::NotAttempted);
                 }
                 let attempt = match deadline.bound(api.delete_snapshot(&candidate.snapshot_id)).await {
@@ -443,6 +468,30 @@ mod tests {
         assert!(invalid[0].0 == "snap-anon" && invalid[0].1.contains("ninelives:name"));
         assert!(invalid[1].0 == "snap-bad" && invalid[1].1.contains("\"soon\""));
         assert!(invalid[2].0 == "snap-none" && invalid[2].1.contains("never expires"));
+    }
+
+    #[test]
+    fn snapshots_marked_invalid_never_count_and_go_when_expired() {
+        let mut bad_new = snap("snap-bad-new", "a", "main", 0, -1);
+        bad_new
+            .tags
+            .insert(tags::INVALID.into(), "backup mode did not end".into());
+        let mut bad_fresh = snap("snap-bad-fresh", "a", "main", 0, 3);
+        bad_fresh.tags.insert(tags::INVALID.into(), "stray".into());
+        let mut stray = snap("snap-stray", "a", "main", 0, -1);
+        stray.tags.remove(tags::NAME);
+        stray
+            .tags
+            .insert(tags::INVALID.into(), "volume attached during the run".into());
+        let snapshots = vec![snap("snap-1", "a", "main", 5, -2), bad_new, bad_fresh, stray];
+        let plan = plan_purge(&snapshots, &BTreeSet::new(), now());
+        assert_eq!(
+            ids(&plan.kept_newest),
+            ["snap-1"],
+            "an invalid snapshot is never the newest"
+        );
+        assert_eq!(ids(&plan.delete), ["snap-bad-new", "snap-stray"]);
+        assert_eq!(plan.not_expired, 1);
     }
 
     #[test]

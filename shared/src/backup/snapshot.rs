@@ -2,11 +2,13 @@
 //! and period, tagged for retention and restore.
 //!
 //! Idempotency. The key is (volume, tier, period), written on the snapshot
-//! as tags. Before creating, the run lists what already exists for its tier
-//! and period and takes only what is missing, so a redelivered event, an
-//! async retry or a rerun after a deadline all finish the job without a
-//! second snapshot. Deliveries that race each other can both create; every
-//! run then lists again and removes duplicate sets (`dedupe`).
+//! as tags. Before creating, the run lists what its period already has; a
+//! group of volumes is done when one complete snapshot set holds all of
+//! them (`dedupe`), otherwise the whole group is taken again, so a
+//! redelivered event, an async retry or a rerun after a deadline finish the
+//! job without a second snapshot, and a group's volumes always have one
+//! crash-consistent set. Deliveries that race each other can both create;
+//! every run then lists again and removes duplicate sets, whole.
 //!
 //! Failure of one group never stops the others: it is reported, and the
 //! run's outcome is an error so that Lambda's retry of the same event (same
@@ -56,6 +58,10 @@ pub struct SnapshotRun {
     /// The event's time: period and expiry derive from it, so every delivery
     /// of one event computes the same key and the same tags.
     pub time: DateTime<Utc>,
+    /// Whether `time` came from the event. Without it (plain constant
+    /// input) a retry of this request continues the period its earlier
+    /// attempt started, found by the request id.
+    pub time_from_event: bool,
     pub retention: Retention,
     /// Lambda's request id (shared by Lambda's retries of one event).
     pub run_id: String,
@@ -158,6 +164,15 @@ impl SnapshotSummary {
         }
     }
 
+    /// Volumes that failed, each counted once.
+    fn failed_volumes(&self) -> usize {
+        self.failed
+            .iter()
+            .flat_map(|f| f.volume_ids.iter())
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+
     /// One line for a notification subject.
     pub fn headline(&self) -> String {
         let (verb, n) = if self.dry_run {
@@ -166,7 +181,7 @@ impl SnapshotSummary {
             ("created", self.created.len())
         };
         let mut s = format!("{} {}: {verb} {n} snapshots", self.tier, self.period);
-        let failed: usize = self.failed.iter().map(|f| f.volume_ids.len()).sum();
+        let failed = self.failed_volumes();
         if failed > 0 {
             s.push_str(&format!(", {failed} failed"));
         }
@@ -191,13 +206,21 @@ impl SnapshotSummary {
     pub fn take_outcome_error(&mut self) -> Option<Error> {
         if !self.errors.is_empty() {
             let errors = std::mem::take(&mut self.errors);
-            let failed: usize = self.failed.iter().map(|f| f.volume_ids.len()).sum();
+            let failed = self.failed_volumes();
             let retryable = errors.iter().any(Error::is_retryable);
             let first = errors.into_iter().next().map(Box::new)?;
+            let created: BTreeSet<&str> = self.created.iter().map(|c| c.target.volume_id.as_str()).collect();
+            let attempted = self
+                .failed
+                .iter()
+                .flat_map(|f| f.volume_ids.iter().map(String::as_str))
+                .chain(created)
+                .collect::<BTreeSet<_>>()
+                .len();
             return Some(Error::Partial {
                 what: "volumes",
                 failed,
-                attempted: failed + self.created.len(),
+                attempted,
                 retryable,
                 first,
             });
@@ -233,6 +256,9 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
     deadline: &Deadline,
 ) -> Result<SnapshotSummary, Error> {
     let mut summary = SnapshotSummary::new(run);
+    if !run.time_from_event {
+        continue_earlier_attempt(api, run, deadline, &mut summary).await?;
+    }
     let query = period_query(run.tier, &summary.period);
 
     let volumes = deadline
@@ -247,7 +273,6 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
     let existing = deadline
         .within("ec2:DescribeSnapshots", api.managed_snapshots(&query))
         .await?;
-    let done = dedupe::done_by_volume(&existing);
 
     let targets: HashMap<&str, &Target> = selection
         .groups
@@ -256,35 +281,38 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
         .map(|t| (t.volume_id.as_str(), t))
         .collect();
     for (snapshot, tags) in missing_volume_tags(&existing, &targets) {
-        if !run.dry_run
-            && let Err(err) = api.tag_snapshots(std::slice::from_ref(&snapshot), &tags).await
-        {
+        if run.dry_run {
             summary
                 .notes
-                .push(format!("could not add the missing tags to {snapshot}: {err}"));
+                .push(format!("would add the missing per-volume tags to {snapshot}"));
             continue;
         }
-        summary.tags_repaired.push(snapshot);
+        if deadline.should_stop() {
+            break;
+        }
+        match api.tag_snapshots(std::slice::from_ref(&snapshot), &tags).await {
+            Ok(()) => summary.tags_repaired.push(snapshot),
+            Err(err) => summary
+                .notes
+                .push(format!("could not add the missing tags to {snapshot}: {err}")),
+        }
     }
 
+    let sets = dedupe::ranked_sets(&existing);
     let mut pending: Vec<Group> = Vec::new();
     for group in selection.groups {
-        let mut todo = Vec::new();
-        for target in group.targets {
-            match done.get(target.volume_id.as_str()) {
-                Some(snapshot) => summary.already_done.push(Existing {
-                    volume_id: target.volume_id,
-                    snapshot_id: snapshot.id.clone(),
-                }),
-                None => todo.push(target),
+        match dedupe::covering(&sets, &group.volume_ids()) {
+            Some(set) => {
+                for target in group.targets {
+                    if let Some(snapshot) = set.members.get(target.volume_id.as_str()) {
+                        summary.already_done.push(Existing {
+                            snapshot_id: snapshot.id.clone(),
+                            volume_id: target.volume_id,
+                        });
+                    }
+                }
             }
-        }
-        if !todo.is_empty() {
-            pending.push(Group {
-                cluster: group.cluster,
-                instance_id: group.instance_id,
-                targets: todo,
-            });
+            None => pending.push(group),
         }
     }
 
@@ -368,6 +396,40 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
     Ok(summary)
 }
 
+/// Without a time in the event, a retry of this request (same request id)
+/// would otherwise fall into the next hour or day; continue the period the
+/// earlier attempt wrote on its snapshots instead.
+async fn continue_earlier_attempt<A: BackupApi>(
+    api: &A,
+    run: &SnapshotRun,
+    deadline: &Deadline,
+    summary: &mut SnapshotSummary,
+) -> Result<(), Error> {
+    let query = SnapshotQuery {
+        tags: vec![
+            (tags::TIER, run.tier.as_str().to_owned()),
+            (tags::RUN, run.run_id.clone()),
+        ],
+    };
+    let earlier = deadline
+        .within("ec2:DescribeSnapshots", api.managed_snapshots(&query))
+        .await?;
+    let found = earlier
+        .iter()
+        .filter_map(|s| Some((s.tag(tags::PERIOD)?, s.tag(tags::EXPIRES_AT)?)))
+        .min();
+    if let Some((period, expires_at)) = found
+        && period != summary.period
+    {
+        summary.notes.push(format!(
+            "continuing period {period} started by an earlier attempt of this request"
+        ));
+        summary.period = period.to_owned();
+        summary.expires_at = expires_at.to_owned();
+    }
+    Ok(())
+}
+
 fn period_query(tier: Tier, period: &str) -> SnapshotQuery {
     SnapshotQuery {
         tags: vec![
@@ -383,7 +445,8 @@ fn period_query(tier: Tier, period: &str) -> SnapshotQuery {
 fn missing_volume_tags(existing: &[Snapshot], targets: &HashMap<&str, &Target>) -> Vec<(String, Tags)> {
     existing
         .iter()
-        .filter(|s| s.is_live() && (s.tag(tags::NAME).is_none() || s.tag(tags::VOLUME_ID).is_none()))
+        .filter(|s| dedupe::source_volume(s).is_some())
+        .filter(|s| s.tag(tags::NAME).is_none() || s.tag(tags::VOLUME_ID).is_none())
         .filter_map(|s| {
             let target = targets.get(s.volume_id.as_deref()?)?;
             let tier = s.tag(tags::TIER).unwrap_or_default();
@@ -437,19 +500,28 @@ async fn remove_duplicates<A: BackupApi>(
     let (kept, superseded): (Vec<Created>, Vec<Created>) = std::mem::take(&mut summary.created)
         .into_iter()
         .partition(|c| !removed.contains(&c.snapshot_id));
-    let done = dedupe::done_by_volume(&after);
+    let sets = dedupe::ranked_sets(&after);
     for c in superseded {
-        summary.notes.push(format!(
-            "{} of {} was removed in favour of a racing run's snapshot",
-            c.snapshot_id, c.target.volume_id
-        ));
-        summary.already_done.push(Existing {
-            snapshot_id: done
-                .get(c.target.volume_id.as_str())
-                .map(|s| s.id.clone())
-                .unwrap_or_default(),
-            volume_id: c.target.volume_id,
-        });
+        let survivor = sets
+            .iter()
+            .filter(|s| s.members.values().all(|m| !removed.contains(&m.id)))
+            .find_map(|s| s.members.get(c.target.volume_id.as_str()));
+        match survivor {
+            Some(s) => {
+                summary.notes.push(format!(
+                    "{} of {} was removed in favour of a racing run's {}",
+                    c.snapshot_id, c.target.volume_id, s.id
+                ));
+                summary.already_done.push(Existing {
+                    snapshot_id: s.id.clone(),
+                    volume_id: c.target.volume_id,
+                });
+            }
+            None => summary.notes.push(format!(
+                "{} of {} was removed in favour of a racing run's snapshot",
+                c.snapshot_id, c.target.volume_id
+            )),
+        }
     }
     summary.created = kept;
 }
@@ -463,7 +535,7 @@ struct CommonTags<'a> {
 
 impl CommonTags<'_> {
     /// Tags every snapshot of one create call gets.
-    fn tags(&self, cluster: &str, instance_id: Option<&str>, set: &str) -> Tags {
+    fn tags(&self, cluster: &str, instance_id: Option<&str>, set: &str, set_size: usize) -> Tags {
         let mut t = Tags::new();
         t.insert(tags::MANAGED_BY.into(), tags::MANAGED_BY_VALUE.into());
         t.insert(tags::CLUSTER.into(), cluster.into());
@@ -472,6 +544,7 @@ impl CommonTags<'_> {
         t.insert(tags::EXPIRES_AT.into(), self.expires_at.into());
         t.insert(tags::RUN.into(), self.run_id.into());
         t.insert(tags::SET.into(), set.into());
+        t.insert(tags::SET_SIZE.into(), set_size.to_string());
         if let Some(instance) = instance_id {
             t.insert(tags::INSTANCE_ID.into(), instance.into());
         }
@@ -522,6 +595,22 @@ struct GroupOutcome {
     failures: Vec<(Vec<String>, Error)>,
     not_started: Vec<String>,
     notes: Vec<String>,
+    /// Snapshots of volumes attached mid-run, to be removed.
+    strays: Vec<(String, String)>,
+}
+
+impl GroupOutcome {
+    /// Volumes of `group` with neither a snapshot nor a failure yet.
+    fn unaccounted(&self, group: &Group) -> Vec<String> {
+        group
+            .volume_ids()
+            .into_iter()
+            .filter(|v| {
+                !self.created.iter().any(|c| &c.target.volume_id == v)
+                    && !self.failures.iter().any(|(vs, _)| vs.contains(v))
+            })
+            .collect()
+    }
 }
 
 async fn snapshot_group<A: BackupApi, H: AppHooks>(
@@ -554,46 +643,32 @@ async fn snapshot_group<A: BackupApi, H: AppHooks>(
     };
 
     if deadline
-        .bound(create_group(api, common, &group, disks, deadline, &mut out))
+        .bound(start_group(api, common, &group, disks, deadline, &mut out))
         .await
         .is_none()
     {
-        let started: BTreeSet<&str> = out.created.iter().map(|c| c.target.volume_id.as_str()).collect();
-        let cut: Vec<String> = group
-            .volume_ids()
-            .into_iter()
-            .filter(|v| !started.contains(v.as_str()))
-            .collect();
-        out.failures.push((
-            cut,
-            Error::Incomplete {
-                detail: "the invocation's deadline cut the snapshot call short; a retry finds or makes it"
-                    .into(),
-                retryable: true,
-            },
-        ));
-    }
-    let missing: Vec<String> = group
-        .volume_ids()
-        .into_iter()
-        .filter(|v| {
-            !out.created.iter().any(|c| &c.target.volume_id == v)
-                && !out.failures.iter().any(|(vs, _)| vs.contains(v))
-        })
-        .collect();
-    if !missing.is_empty() {
-        out.failures.push((
-            missing,
-            Error::Incomplete {
-                detail: "EC2 started no snapshot for these volumes".into(),
-                retryable: true,
-            },
-        ));
+        let cut = out.unaccounted(&group);
+        if !cut.is_empty() {
+            out.failures.push((
+                cut,
+                Error::Incomplete {
+                    detail:
+                        "the invocation's deadline cut the snapshot call short; a retry finds or makes it"
+                            .into(),
+                    retryable: true,
+                },
+            ));
+        }
     }
 
+    // End backup mode as soon as the point in time is set, before any
+    // tagging or clean-up.
     if let Some(guard) = guard {
         let ids: Vec<String> = out.created.iter().map(|c| c.snapshot_id.clone()).collect();
-        let ended = match hooks.after(&group, guard, &ids).await {
+        let ended = match deadline
+            .within("the application's backup stop", hooks.after(&group, guard, &ids))
+            .await
+        {
             Ok(extra) if !extra.is_empty() && !ids.is_empty() => api.tag_snapshots(&ids, &extra).await,
             Ok(_) => Ok(()),
             Err(err) => Err(err),
@@ -602,15 +677,27 @@ async fn snapshot_group<A: BackupApi, H: AppHooks>(
             // Without a completed backup mode the snapshots are not valid
             // backups; remove them so the retry takes them again.
             for c in std::mem::take(&mut out.created) {
-                if let Err(e) = api.delete_snapshot(&c.snapshot_id).await {
-                    out.notes.push(format!(
-                        "{} is not a valid backup (its backup mode did not end) and could not be deleted: {e}",
-                        c.snapshot_id
-                    ));
+                if let Err(why) = discard_fresh(api, &c.snapshot_id, "its backup mode did not end").await {
+                    out.notes
+                        .push(format!("{} is not a valid backup: {why}", c.snapshot_id));
                 }
             }
-            out.failures.push((group.volume_ids(), err));
+            let volumes = out.unaccounted(&group);
+            out.failures.push((volumes, err));
+            return out;
         }
+    }
+
+    finish_group(api, common, &group, &mut out).await;
+    let missing = out.unaccounted(&group);
+    if !missing.is_empty() {
+        out.failures.push((
+            missing,
+            Error::Incomplete {
+                detail: "EC2 started no snapshot for these volumes".into(),
+                retryable: true,
+            },
+        ));
     }
     for c in &out.created {
         tracing::info!(
@@ -649,21 +736,24 @@ where
     }
 }
 
-/// Why a multi-volume group cannot use `CreateSnapshots`, if it cannot.
-fn multi_blocker(group: &Group, disks: Option<&InstanceDisks>) -> Option<String> {
-    let instance = group.instance_id.as_deref()?;
-    let Some(disks) = disks else {
-        return Some(format!("instance {instance} was not described"));
-    };
-    let excluded = disks.volumes.len().saturating_sub(group.targets.len() + 1);
-    (excluded > MAX_EXCLUDED).then(|| {
-        format!("instance {instance} has {excluded} other volumes, more than CreateSnapshots can exclude")
-    })
+/// What `CreateSnapshots` must leave out to take exactly `group` from the
+/// instance: whether the boot volume is excluded, and the other volumes.
+fn exclusions<'a>(group: &Group, disks: &'a InstanceDisks) -> (bool, Vec<&'a str>) {
+    let wanted: BTreeSet<&str> = group.targets.iter().map(|t| t.volume_id.as_str()).collect();
+    let root = disks.root_volume_id();
+    let exclude_boot = root.is_none_or(|r| !wanted.contains(r));
+    let others = disks
+        .volumes
+        .iter()
+        .map(|(_, id)| id.as_str())
+        .filter(|id| !wanted.contains(id) && Some(*id) != root)
+        .collect();
+    (exclude_boot, others)
 }
 
-/// Starts the group's snapshot(s) and tags them, recording into `out` as it
-/// goes (so what was made before a deadline cut is still reported).
-async fn create_group<A: BackupApi>(
+/// Starts the group's snapshot(s), recording into `out` as it goes (so what
+/// was started before a deadline cut is still reported).
+async fn start_group<A: BackupApi>(
     api: &A,
     common: &CommonTags<'_>,
     group: &Group,
@@ -671,21 +761,33 @@ async fn create_group<A: BackupApi>(
     deadline: &Deadline,
     out: &mut GroupOutcome,
 ) {
-    let multi = match (group.is_multi_volume(), multi_blocker(group, disks)) {
-        (true, None) => group.instance_id.as_deref().zip(disks),
-        (true, Some(why)) => {
+    let multi = match (group.is_multi_volume(), group.instance_id.as_deref(), disks) {
+        (false, _, _) | (true, None, _) => None,
+        (true, Some(instance), None) => {
             out.notes.push(format!(
-                "{why}; volumes {} were taken one by one, not as one crash-consistent set",
+                "instance {instance} was not described; volumes {} were taken one by one, not as one crash-consistent set",
                 group.volume_ids().join(",")
             ));
             None
         }
-        (false, _) => None,
+        (true, Some(instance), Some(disks)) => {
+            let (exclude_boot, others) = exclusions(group, disks);
+            if others.len() > MAX_EXCLUDED {
+                out.notes.push(format!(
+                    "instance {instance} has {} other volumes, more than CreateSnapshots can exclude; volumes {} were taken one by one",
+                    others.len(),
+                    group.volume_ids().join(",")
+                ));
+                None
+            } else {
+                Some((instance, exclude_boot, others))
+            }
+        }
     };
-    let Some((instance, disks)) = multi else {
+    let Some((instance, exclude_boot_volume, others)) = multi else {
         for target in &group.targets {
             let set = new_set_token(common.run_id);
-            let mut tags = common.tags(&group.cluster, target.instance_id.as_deref(), &set);
+            let mut tags = common.tags(&group.cluster, target.instance_id.as_deref(), &set, 1);
             tags.extend(volume_tags(target, common.tier.as_str(), common.period));
             let request = SingleSnapshot {
                 volume_id: target.volume_id.clone(),
@@ -710,90 +812,115 @@ async fn create_group<A: BackupApi>(
         return;
     };
 
-    let wanted: BTreeSet<&str> = group.targets.iter().map(|t| t.volume_id.as_str()).collect();
-    let root = disks.root_volume_id();
     let set = new_set_token(common.run_id);
     let request = MultiSnapshot {
         instance_id: instance.to_owned(),
-        exclude_boot_volume: root.is_none_or(|r| !wanted.contains(r)),
-        exclude_volume_ids: disks
-            .volumes
-            .iter()
-            .map(|(_, id)| id.as_str())
-            .filter(|id| !wanted.contains(id) && Some(*id) != root)
-            .map(str::to_owned)
-            .collect(),
+        exclude_boot_volume,
+        exclude_volume_ids: others.into_iter().map(str::to_owned).collect(),
         description: clip(
             format!(
                 "Backup of {instance} ({} volumes) - for {} - {} - expires {}",
-                wanted.len(),
+                group.targets.len(),
                 group.cluster,
                 common.tier,
                 common.expires_at
             ),
             MAX_DESCRIPTION,
         ),
-        tags: common.tags(&group.cluster, Some(instance), &set),
+        tags: common.tags(&group.cluster, Some(instance), &set, group.targets.len()),
     };
-    let started = match with_volume_rate_retry(deadline, || api.create_snapshots(&request)).await {
-        Ok(started) => started,
-        Err(err) => {
-            out.failures.push((group.volume_ids(), err));
-            return;
+    match with_volume_rate_retry(deadline, || api.create_snapshots(&request)).await {
+        Ok(started) => {
+            for (volume_id, snapshot_id) in started {
+                match group.targets.iter().find(|t| t.volume_id == volume_id) {
+                    Some(target) => out.created.push(Created {
+                        snapshot_id,
+                        target: target.clone(),
+                        method: Method::CreateSnapshots,
+                    }),
+                    None => out.strays.push((volume_id, snapshot_id)),
+                }
+            }
         }
-    };
-
-    let mut strays = Vec::new();
-    for (volume_id, snapshot_id) in started {
-        match group.targets.iter().find(|t| t.volume_id == volume_id) {
-            Some(target) => out.created.push(Created {
-                snapshot_id,
-                target: target.clone(),
-                method: Method::CreateSnapshots,
-            }),
-            None => strays.push((volume_id, snapshot_id)),
-        }
+        Err(err) => out.failures.push((group.volume_ids(), err)),
     }
+}
+
+/// After the point in time: removes strays and adds the per-volume tags a
+/// `CreateSnapshots` set could not get at creation.
+async fn finish_group<A: BackupApi>(api: &A, common: &CommonTags<'_>, group: &Group, out: &mut GroupOutcome) {
+    let instance = group.instance_id.as_deref().unwrap_or("the instance");
     // A volume attached after the instance was described is not excluded
     // and gets a snapshot carrying this cluster's tags: remove it.
-    for (volume_id, snapshot_id) in strays {
-        let note = match remove_fresh(api, &snapshot_id).await {
+    for (volume_id, snapshot_id) in std::mem::take(&mut out.strays) {
+        let note = match discard_fresh(api, &snapshot_id, "volume attached during the run").await {
             Ok(()) => format!(
-                "{volume_id} was attached to {instance} during the run; its unwanted snapshot {snapshot_id} was deleted"
+                "{volume_id} was attached to {instance} during the run; its unwanted snapshot {snapshot_id} was removed"
             ),
             Err(why) => format!(
-                "{volume_id} was attached to {instance} during the run; its unwanted snapshot {snapshot_id} could not be deleted ({why}): delete it by hand"
+                "{volume_id} was attached to {instance} during the run; its unwanted snapshot {snapshot_id}: {why}"
             ),
         };
         out.notes.push(note);
     }
-    let created = out.created.clone();
-    for c in created {
+    let sets: Vec<Created> = out
+        .created
+        .iter()
+        .filter(|c| c.method == Method::CreateSnapshots)
+        .cloned()
+        .collect();
+    for c in sets {
         let tags = volume_tags(&c.target, common.tier.as_str(), common.period);
         if let Err(err) = api
             .tag_snapshots(std::slice::from_ref(&c.snapshot_id), &tags)
             .await
         {
-            // The snapshot exists; the next delivery of this event adds the
-            // tags (see `missing_volume_tags`).
+            // The snapshot exists and holds the data; the next delivery of
+            // this event adds the tags (see `missing_volume_tags`).
+            out.notes.push(format!(
+                "{} of {} is missing its per-volume tags ({err}); the next delivery adds them",
+                c.snapshot_id, c.target.volume_id
+            ));
             out.failures.push((vec![c.target.volume_id.clone()], err));
+            out.created.retain(|x| x.snapshot_id != c.snapshot_id);
         }
     }
 }
 
-/// Deletes a snapshot this run has just made. EC2's API is eventually
-/// consistent: a fresh id can answer "not found" for a few seconds, which
-/// here means "not yet", not "gone".
-async fn remove_fresh<A: BackupApi>(api: &A, snapshot_id: &str) -> Result<(), String> {
-    for wait in [1, 2, 4] {
+/// Deletes a snapshot this run has just made that must not count. EC2's
+/// API is eventually consistent: a fresh id can answer "not found" for a
+/// few seconds, which here means "not yet", not "gone". If it cannot be
+/// deleted it is tagged `ninelives:invalid`, so it never counts as a
+/// backup and purge removes it when it expires.
+async fn discard_fresh<A: BackupApi>(api: &A, snapshot_id: &str, why: &str) -> Result<(), String> {
+    let mut last = String::from("EC2 did not know it yet");
+    for wait in [0, 1, 2, 4] {
+        tokio::time::sleep(Duration::from_secs(wait)).await;
         match api.delete_snapshot(snapshot_id).await {
             Ok(DeleteOutcome::Deleted) => return Ok(()),
-            Ok(DeleteOutcome::NotFound) => tokio::time::sleep(Duration::from_secs(wait)).await,
-            Ok(DeleteOutcome::InUse(why)) => return Err(why),
-            Err(err) => return Err(err.to_string()),
+            Ok(DeleteOutcome::NotFound) => {}
+            Ok(DeleteOutcome::InUse(reason)) => {
+                last = reason;
+                break;
+            }
+            Err(err) => {
+                last = err.to_string();
+                break;
+            }
         }
     }
-    Err("EC2 still did not know it after 7 s".into())
+    let mark: Tags = [(tags::INVALID.to_owned(), clip(why.to_owned(), MAX_TAG_VALUE))].into();
+    match api.tag_snapshots(&[snapshot_id.to_owned()], &mark).await {
+        Ok(()) => Err(format!(
+            "could not be deleted ({last}); tagged {} so it never counts and is purged when it expires",
+            tags::INVALID
+        )),
+        // Still unknown after the adapter's own waits: it does not exist.
+        Err(err) if err.aws_code() == Some("InvalidSnapshot.NotFound") => Ok(()),
+        Err(err) => Err(format!(
+            "could not be deleted ({last}) nor tagged ({err}): delete it by hand"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -881,6 +1008,7 @@ mod tests {
         SnapshotRun {
             tier: Tier::Daily,
             time: Utc.with_ymd_and_hms(2026, 11, 24, 13, 0, 0).unwrap(),
+            time_from_event: true,
             retention: Retention::default(),
             run_id: run_id.into(),
             dry_run: false,
@@ -1305,7 +1433,7 @@ mod tests {
             summary
                 .notes
                 .iter()
-                .any(|n| n.contains("vol-late") && n.contains("was deleted")),
+                .any(|n| n.contains("vol-late") && n.contains("was removed")),
             "{:?}",
             summary.notes
         );
@@ -1402,5 +1530,63 @@ mod tests {
             "{:?}",
             summary.notes
         );
+    }
+
+    #[tokio::test]
+    async fn a_group_seen_only_in_part_is_taken_again_whole() {
+        let ec2 = fleet();
+        take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+            .await
+            .unwrap();
+        // Hide vol-2's member of the set, as a lagging listing would.
+        let hidden = by_volume(&ec2)["vol-2"][0].clone();
+        ec2.state.lock().unwrap().snapshots.remove(&hidden.id);
+        let again = take_snapshots(&ec2, &NoAppHooks, &run("r-2"), &open())
+            .await
+            .unwrap();
+        let retaken: Vec<(&str, Method)> = again
+            .created
+            .iter()
+            .map(|c| (c.target.volume_id.as_str(), c.method))
+            .collect();
+        assert_eq!(
+            retaken,
+            [
+                ("vol-1", Method::CreateSnapshots),
+                ("vol-2", Method::CreateSnapshots)
+            ]
+        );
+        // The partial set is never deleted by the clean-up (it cannot be
+        // seen whole): an extra snapshot of vol-1, never a missing one.
+        assert!(again.duplicates_removed.is_empty());
+        let snaps = by_volume(&ec2);
+        assert_eq!(snaps["vol-1"].len(), 2);
+        assert_eq!(snaps["vol-2"].len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_retry_of_a_request_without_a_time_continues_its_period() {
+        let ec2 = fleet();
+        let mut first = run("request-1");
+        first.time_from_event = false;
+        take_snapshots(&ec2, &NoAppHooks, &first, &open()).await.unwrap();
+        // Lambda retries the same request (same id) after midnight.
+        let mut retry = first.clone();
+        retry.time += chrono::Duration::hours(12);
+        let summary = take_snapshots(&ec2, &NoAppHooks, &retry, &open()).await.unwrap();
+        assert_eq!(summary.period, "2026-11-24");
+        assert!(summary.created.is_empty(), "{:?}", summary.created);
+        assert!(
+            summary
+                .notes
+                .iter()
+                .any(|n| n.contains("continuing period 2026-11-24"))
+        );
+        // Another request at that time is a new day.
+        let mut other = retry.clone();
+        other.run_id = "request-2".into();
+        let next = take_snapshots(&ec2, &NoAppHooks, &other, &open()).await.unwrap();
+        assert_eq!(next.period, "2026-11-25");
+        assert_eq!(next.created.len(), 5);
     }
 }
