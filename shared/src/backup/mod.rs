@@ -12,4 +12,5 @@ pub mod snapshot;
 pub mod tier;
 
 #[cfg(test)]
+#[path = "tests/fake.rs"]
 mod fake;
