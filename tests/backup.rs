@@ -297,7 +297,7 @@ async fn racing_first_deliveries_converge_to_one_consistent_set() {
         SnapshotVolumes::with(
             config(),
             Gated::new(&sdk, gate.clone()),
-            SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), None),
+            SnsNotifier::from_conf(&sdk, None),
         )
     };
     let (h1, h2) = (racer(), racer());

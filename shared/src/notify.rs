@@ -36,6 +36,11 @@ impl SnsNotifier {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: Option<String>) -> Self {
         SnsNotifier { client, topic_arn }
     }
+
+    /// The SNS client from the shared AWS configuration.
+    pub fn from_conf(config: &aws_config::SdkConfig, topic_arn: Option<String>) -> Self {
+        SnsNotifier::new(aws_sdk_sns::Client::new(config), topic_arn)
+    }
 }
 
 impl Notifier for SnsNotifier {

@@ -59,13 +59,13 @@ pub fn env<'a>(pairs: &[(&'a str, &'a str)]) -> HashMap<&'a str, &'a str> {
 pub fn event(payload: Value, deadline_in: Duration) -> LambdaEvent<Value> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let mut context = Context::default();
-    context.request_id = format!("test-{}-{:x}", unique(), rand_u32());
+    context.request_id = format!("test-{}-{:x}", unique(), next_count());
     context.deadline = (now + deadline_in).as_millis() as u64;
     LambdaEvent::new(payload, context)
 }
 
-fn rand_u32() -> u32 {
-    // Distinct per call within a process: a counter is enough.
+/// Distinct per call within a process: with `unique()`, enough for request ids.
+fn next_count() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)

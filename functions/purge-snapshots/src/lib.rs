@@ -138,11 +138,8 @@ impl Function for PurgeSnapshots {
     }
 
     fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let notifier = SnsNotifier::new(
-            aws_sdk_sns::Client::new(sdk),
-            config.common.notify_topic_arn.clone(),
-        );
-        PurgeSnapshots::with(config, Ec2::new(aws_sdk_ec2::Client::new(sdk)), notifier)
+        let notifier = SnsNotifier::from_conf(sdk, config.common.notify_topic_arn.clone());
+        PurgeSnapshots::with(config, Ec2::from_conf(sdk), notifier)
     }
 
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
