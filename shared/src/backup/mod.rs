@@ -4,6 +4,7 @@
 
 pub mod dedupe;
 pub mod hooks;
+pub mod latest;
 pub mod model;
 pub mod ports;
 pub mod purge;

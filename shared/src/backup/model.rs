@@ -64,6 +64,9 @@ pub struct Snapshot {
     pub volume_id: Option<String>,
     pub state: SnapshotState,
     pub start_time: Option<DateTime<Utc>>,
+    /// Size of the source volume, which is the smallest volume EC2 restores
+    /// it to.
+    pub volume_size_gib: Option<i32>,
     pub tags: Tags,
 }
 

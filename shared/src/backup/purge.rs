@@ -21,12 +21,13 @@
 //! deleted snapshots are gone from the listing, and one deleted meanwhile by
 //! a concurrent run answers "not found", which counts as done.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 
+use super::latest;
 use super::model::{DeleteOutcome, Snapshot, SnapshotQuery, SnapshotState};
 use super::ports::BackupApi;
 use super::tier::{format_time, parse_time};
@@ -85,17 +86,9 @@ pub fn plan_purge(snapshots: &[Snapshot], ami_snapshots: &BTreeSet<String>, now:
         ..PurgePlan::default()
     };
 
-    // Newest completed per (cluster, name), whatever its expiry.
-    let mut newest: BTreeMap<(&str, &str), &Snapshot> = BTreeMap::new();
-    let valid = |s: &&Snapshot| s.state == SnapshotState::Completed && s.tag(tags::INVALID).is_none();
-    for s in snapshots.iter().filter(valid) {
-        if let (Some(cluster), Some(name)) = (s.tag(tags::CLUSTER), s.tag(tags::NAME)) {
-            let entry = newest.entry((cluster, name)).or_insert(s);
-            if (s.start_time, &s.id) > (entry.start_time, &entry.id) {
-                *entry = s;
-            }
-        }
-    }
+    // Newest completed per (cluster, name), whatever its expiry: the
+    // snapshot a replacement instance would be restored from.
+    let newest = latest::newest_by_volume(snapshots);
 
     // The newest snapshot's set-mates (the other volumes of the same
     // `CreateSnapshots` call) stay too, so the last backup of a

@@ -14,6 +14,7 @@ fn snap(id: &str, volume: &str, set: &str, size: usize) -> Snapshot {
         volume_id: Some(volume.into()),
         state: SnapshotState::Completed,
         start_time: DateTime::<Utc>::from_timestamp(1_800_000_000, 0),
+        volume_size_gib: Some(8),
         tags,
     }
 }

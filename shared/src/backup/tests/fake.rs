@@ -85,6 +85,7 @@ impl FakeEc2 {
                 volume_id: Some(volume_id.to_owned()),
                 state: SnapshotState::Completed,
                 start_time: Some(Utc::now()),
+                volume_size_gib: Some(8),
                 tags,
             },
         );

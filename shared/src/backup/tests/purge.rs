@@ -29,6 +29,7 @@ fn snap(id: &str, cluster: &str, name: &str, age_days: i64, expires_in_days: i64
         volume_id: Some("vol-1".into()),
         state: SnapshotState::Completed,
         start_time: Some(now() - chrono::Duration::days(age_days)),
+        volume_size_gib: Some(8),
         tags,
     }
 }
