@@ -18,6 +18,8 @@ use crate::backup::ports::BackupApi;
 use crate::error::Error;
 use crate::tags;
 
+mod restore;
+
 /// Page sizes: the largest each call accepts.
 const SNAPSHOT_PAGE: i32 = 1000;
 const VOLUME_PAGE: i32 = 500;
@@ -90,7 +92,29 @@ fn snapshot_from_sdk(s: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
             _ => SnapshotState::Other,
         },
         start_time: to_chrono(s.start_time()),
+        volume_size_gib: s.volume_size(),
         tags: from_sdk_tags(s.tags()),
+    })
+}
+
+fn volume_from_sdk(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
+    Some(Volume {
+        id: v.volume_id()?.to_owned(),
+        state: v.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        availability_zone: v.availability_zone().unwrap_or_default().to_owned(),
+        size_gib: v.size().unwrap_or_default(),
+        tags: from_sdk_tags(v.tags()),
+        attachments: v
+            .attachments()
+            .iter()
+            .filter_map(|a| {
+                Some(Attachment {
+                    instance_id: a.instance_id()?.to_owned(),
+                    device: a.device().unwrap_or_default().to_owned(),
+                    state: a.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                })
+            })
+            .collect(),
     })
 }
 
@@ -107,25 +131,9 @@ impl BackupApi for Ec2 {
         let mut volumes = Vec::new();
         while let Some(item) = pages.next().await {
             let v = item.map_err(|e| Error::aws("ec2:DescribeVolumes", e))?;
-            let Some(id) = v.volume_id() else { continue };
-            volumes.push(Volume {
-                id: id.to_owned(),
-                state: v.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                availability_zone: v.availability_zone().unwrap_or_default().to_owned(),
-                size_gib: v.size().unwrap_or_default(),
-                tags: from_sdk_tags(v.tags()),
-                attachments: v
-                    .attachments()
-                    .iter()
-                    .filter_map(|a| {
-                        Some(Attachment {
-                            instance_id: a.instance_id()?.to_owned(),
-                            device: a.device().unwrap_or_default().to_owned(),
-                            state: a.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                        })
-                    })
-                    .collect(),
-            });
+            if let Some(volume) = volume_from_sdk(&v) {
+                volumes.push(volume);
+            }
         }
         Ok(volumes)
     }

@@ -72,6 +72,21 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A request the SDK refused to build (a required field missing): a
+    /// bug or bad input, never fixed by retrying.
+    #[error("could not build the AWS {operation} request: {source}")]
+    Request {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+
+    /// A resource whose tags or state make the asked-for work impossible
+    /// (a missing cluster tag, a snapshot that does not exist, an instance
+    /// that is gone). Names the resource; retrying cannot help.
+    #[error("{resource}: {detail}")]
+    Resource { resource: String, detail: String },
+
     #[error("{function} is not implemented yet: {detail}")]
     NotImplemented {
         function: &'static str,
@@ -101,7 +116,11 @@ impl Error {
     /// Whether running the same invocation again can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Config(_) | Error::Event(_) | Error::NotImplemented { .. } => false,
+            Error::Config(_)
+            | Error::Event(_)
+            | Error::NotImplemented { .. }
+            | Error::Request { .. }
+            | Error::Resource { .. } => false,
             Error::Aws { retryable, .. }
             | Error::Incomplete { retryable, .. }
             | Error::Partial { retryable, .. } => *retryable,
@@ -114,6 +133,8 @@ impl Error {
             Error::Config(_) => "InvalidConfiguration",
             Error::Event(_) => "InvalidEvent",
             Error::Aws { .. } => "AwsError",
+            Error::Request { .. } => "InvalidRequest",
+            Error::Resource { .. } => "InvalidResource",
             Error::NotImplemented { .. } => "NotImplemented",
             Error::Partial { .. } => "PartialFailure",
             Error::Incomplete { .. } => "Incomplete",
@@ -145,6 +166,22 @@ impl Error {
             message,
             retryable,
             source: Box::new(err),
+        }
+    }
+
+    /// A request the SDK could not build.
+    pub fn request(operation: &'static str, source: impl StdError + Send + Sync + 'static) -> Self {
+        Error::Request {
+            operation,
+            source: Box::new(source),
+        }
+    }
+
+    /// A resource that cannot be used as asked.
+    pub fn resource(resource: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Resource {
+            resource: resource.into(),
+            detail: detail.into(),
         }
     }
 

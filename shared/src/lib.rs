@@ -1,18 +1,22 @@
 //! ninelives' shared core. Domain logic (retention, selection, purge plans)
 //! is pure; AWS is reached through narrow capability traits implemented on
-//! the SDK clients (`ec2`, `notify`); the Lambda plumbing (event envelopes,
+//! the SDK clients (`ec2`, `autoscaling`, `route53`, `notify`); the Lambda plumbing (event envelopes,
 //! deadlines, configuration, logging, errors) is the same for every function.
 
+pub mod autoscaling;
 pub mod aws;
 pub mod backup;
 pub mod config;
+pub mod dns;
 pub mod ec2;
 pub mod envelope;
 pub mod error;
 pub mod function;
 pub mod invocation;
+pub mod lifecycle;
 pub mod notify;
 pub mod pace;
+pub mod route53;
 pub mod tags;
 pub mod telemetry;
 

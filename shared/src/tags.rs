@@ -2,6 +2,9 @@
 //! volumes and instances, and the names ninelives puts on what it creates.
 //! Nothing else in the code spells a `ninelives:` tag key.
 
+/// What every ninelives tag key starts with.
+pub const PREFIX: &str = "ninelives:";
+
 /// Name of the cluster or replica set; the fully qualified record name.
 pub const CLUSTER: &str = "ninelives:cluster";
 /// Logical volume within the cluster (a tablespace such as `main`).
@@ -51,3 +54,25 @@ pub const SET_SIZE: &str = "ninelives:set-size";
 pub const INVALID: &str = "ninelives:invalid";
 /// On snapshots: the instance the volume was attached to, if any.
 pub const INSTANCE_ID: &str = "ninelives:instance-id";
+
+/// On volumes lifecycle-hook creates: the snapshot it was restored from, or
+/// `none` for a new empty volume.
+pub const RESTORED_FROM: &str = "ninelives:restored-from";
+/// On volumes lifecycle-hook creates: the instance it was made for. A retried
+/// launch finds its volume by this tag instead of creating a second one.
+pub const RESTORED_FOR: &str = "ninelives:restored-for";
+
+/// Keys that describe one snapshot, not the data in it: never copied from a
+/// snapshot onto a volume restored from it.
+pub const SNAPSHOT_ONLY: &[&str] = &[
+    TIER,
+    VOLUME_ID,
+    EXPIRES_AT,
+    MANAGED_BY,
+    PERIOD,
+    RUN,
+    SET,
+    SET_SIZE,
+    INVALID,
+    INSTANCE_ID,
+];

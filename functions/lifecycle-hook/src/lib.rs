@@ -1,36 +1,201 @@
-//! lifecycle-hook: restores data volumes on launch, joins and leaves cluster roles, completes Auto Scaling lifecycle actions (SPEC item 3).
-//!
-//! Not built yet. The crate exists so the workspace, the deployment template
-//! and `replay` know every function from the start; invoking it returns a
-//! non-retryable `NotImplemented` error, never a success that did nothing.
+//! lifecycle-hook (SPEC item 3): Auto Scaling lifecycle actions, delivered
+//! by EventBridge, by the hook's SNS or SQS notification target, or
+//! directly. On launch the instance gets its data volume back and joins its
+//! cluster; on terminate it leaves; then the action is completed (CONTINUE,
+//! or ABANDON with the reason). The handler reads the event and hands the
+//! action to `shared::lifecycle::run`.
+
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
-use serde_json::Value;
-use shared::config::Env;
-use shared::function::{Function, not_implemented};
+use serde_json::{Value, json};
+use shared::autoscaling::AutoScaling;
+use shared::config::{Common, Env, number};
+use shared::dns;
+use shared::ec2::Ec2;
+use shared::envelope::Delivery;
+use shared::function::{Function, Outcome, report};
+use shared::invocation::{Invocation, dispatch};
+use shared::lifecycle::action::{self, Request};
+use shared::lifecycle::ports::{LifecycleApi, RestoreApi, Roles};
+use shared::lifecycle::roles::{ClusterRoles, SearchRecords};
+use shared::lifecycle::run::{self, Settings};
+use shared::notify::{Notifier, SnsNotifier};
+use shared::route53::Route53;
 use shared::{ConfigError, Error};
 
 pub const NAME: &str = "lifecycle-hook";
 
-pub struct LifecycleHook;
+/// EBS volume types a restored or new volume can have without further
+/// settings (io1/io2 need provisioned IOPS, which a tag does not give).
+const VOLUME_TYPES: &[&str] = &["gp3", "gp2", "st1", "sc1", "standard"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub common: Common,
+    /// `HOSTED_ZONE_ID`: needed for the `search` role's records. Optional so
+    /// that a deployment that only restores volumes needs no zone; a search
+    /// node without it is an error naming the variable.
+    pub hosted_zone_id: Option<String>,
+    /// `RECORD_TTL`: seconds, for records this function writes.
+    pub record_ttl: i64,
+    /// `VOLUME_TYPE`: EBS type of the volumes it creates.
+    pub volume_type: String,
+    /// Time between checks while EC2 creates or attaches a volume.
+    pub poll: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let hosted_zone_id = env
+            .get("HOSTED_ZONE_ID")
+            .map(|v| {
+                dns::hosted_zone_id(&v).map_err(|reason| ConfigError::Invalid {
+                    name: "HOSTED_ZONE_ID",
+                    value: v.clone(),
+                    reason,
+                })
+            })
+            .transpose()?;
+        let volume_type = env.get("VOLUME_TYPE").unwrap_or_else(|| "gp3".to_owned());
+        if !VOLUME_TYPES.contains(&volume_type.as_str()) {
+            return Err(ConfigError::Invalid {
+                name: "VOLUME_TYPE",
+                value: volume_type,
+                reason: format!("expected one of {}", VOLUME_TYPES.join(", ")),
+            });
+        }
+        Ok(Config {
+            common: Common::from_env(env)?,
+            hosted_zone_id,
+            record_ttl: number(env, "RECORD_TTL", 60, 0, 86_400)?,
+            volume_type,
+            poll: Duration::from_secs(2),
+        })
+    }
+}
+
+pub struct LifecycleHook<E = Ec2, L = AutoScaling, R = ClusterRoles<Route53>, N = SnsNotifier> {
+    config: Config,
+    ec2: E,
+    lifecycle: L,
+    roles: R,
+    notifier: N,
+}
+
+impl<E: RestoreApi, L: LifecycleApi, R: Roles, N: Notifier> LifecycleHook<E, L, R, N> {
+    pub fn with(config: Config, ec2: E, lifecycle: L, roles: R, notifier: N) -> Self {
+        LifecycleHook {
+            config,
+            ec2,
+            lifecycle,
+            roles,
+            notifier,
+        }
+    }
+
+    pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let invocation = Invocation::from_context(&event.context);
+        dispatch(NAME, event.payload, &invocation.deadline, |delivery| {
+            self.run(delivery, &invocation)
+        })
+        .await
+    }
+
+    async fn run(&self, delivery: Delivery, invocation: &Invocation) -> Result<Value, Error> {
+        let action = match action::parse(&delivery.payload)? {
+            Request::Action(action) => action,
+            Request::Ignore(reason) => {
+                tracing::info!(function = NAME, route = %delivery.route(), reason = %reason, "ignored event");
+                return Ok(json!({ "function": NAME, "ignored": reason }));
+            }
+        };
+        tracing::info!(function = NAME, route = %delivery.route(), transition = %action.transition, instance_id = %action.instance_id, group = %action.group, hook = %action.hook, "lifecycle action received");
+        let settings = Settings {
+            dry_run: self.config.common.dry_run,
+            volume_type: self.config.volume_type.clone(),
+            poll: self.config.poll,
+        };
+        let mut summary = run::handle(
+            &self.ec2,
+            &self.lifecycle,
+            &self.roles,
+            &action,
+            &settings,
+            &invocation.deadline,
+        )
+        .await;
+        let error = summary.take_outcome_error();
+        report(
+            &self.notifier,
+            Outcome {
+                function: NAME,
+                summary: &summary,
+                headline: summary.headline(),
+                changed: summary.changed(),
+                error,
+            },
+        )
+        .await
+    }
+}
 
 impl Function for LifecycleHook {
     const NAME: &'static str = NAME;
-    type Config = ();
+    type Config = Config;
 
-    fn config(_env: &impl Env) -> Result<(), ConfigError> {
-        Ok(())
+    fn config(env: &impl Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
     }
 
-    fn new(_config: (), _sdk: &SdkConfig) -> Self {
-        LifecycleHook
+    fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let search = config
+            .hosted_zone_id
+            .as_ref()
+            .map(|zone| SearchRecords::new(Route53::from_conf(sdk, zone.clone()), config.record_ttl));
+        let notifier = SnsNotifier::from_conf(sdk, config.common.notify_topic_arn.clone());
+        LifecycleHook::with(
+            config,
+            Ec2::from_conf(sdk),
+            AutoScaling::from_conf(sdk),
+            ClusterRoles::new(search),
+            notifier,
+        )
     }
 
-    async fn handle(&self, _event: LambdaEvent<Value>) -> Result<Value, Error> {
-        Err(not_implemented(
-            NAME,
-            "restore on launch, role join/leave and CompleteLifecycleAction are built in the lifecycle-hook issue; no lifecycle action has been completed or abandoned",
-        ))
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        self.handle_event(event).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn settings_have_defaults_and_name_the_bad_variable() {
+        let config = Config::from_env(&HashMap::<&str, &str>::new()).unwrap();
+        assert_eq!(config.hosted_zone_id, None);
+        assert_eq!(config.record_ttl, 60);
+        assert_eq!(config.volume_type, "gp3");
+
+        let env = HashMap::from([("HOSTED_ZONE_ID", "/hostedzone/Z123ABC"), ("RECORD_TTL", "300")]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.hosted_zone_id.as_deref(), Some("Z123ABC"));
+        assert_eq!(config.record_ttl, 300);
+
+        for (name, value) in [
+            ("HOSTED_ZONE_ID", "example.com"),
+            ("RECORD_TTL", "-1"),
+            ("RECORD_TTL", "ten"),
+            ("VOLUME_TYPE", "io2"),
+            ("DRY_RUN", "maybe"),
+        ] {
+            let err = Config::from_env(&HashMap::from([(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
     }
 }

@@ -1,0 +1,194 @@
+//! Joining a node to its cluster on launch and taking it out on terminate,
+//! per `ninelives:role`:
+//!
+//! - `search`: one weighted Route 53 record per instance (name = the cluster
+//!   tag, set identifier = the instance id, weight 100), pointing at the
+//!   node's endpoint host, so clients find any live node (the book's
+//!   elasticsearch WRR record). UPSERT on launch, DELETE on terminate; the
+//!   record is the only thing this function ever deletes, and only its own
+//!   (matched by set identifier).
+//! - `redis`, `mongodb`, `mongodb-arbiter`: seams for the Redis chain and the
+//!   MongoDB task queue. Until those are built they fail with a clear
+//!   "not supported yet" error, so the action is abandoned and someone is
+//!   told, never completed as if the node had joined.
+//! - `postgres` and no role: nothing to join.
+
+use serde_json::json;
+
+use super::node::{NodePlan, Role};
+use super::ports::{Instance, RoleChange, Roles};
+use crate::dns::{self, Change, Dns, RecordSet};
+use crate::error::{ConfigError, Error};
+use crate::function::not_implemented;
+
+/// The roles, with the adapters each needs.
+pub struct ClusterRoles<D> {
+    /// `None` when `HOSTED_ZONE_ID` is not set: a search node is then an
+    /// error naming the variable.
+    search: Option<SearchRecords<D>>,
+}
+
+impl<D: Dns> ClusterRoles<D> {
+    pub fn new(search: Option<SearchRecords<D>>) -> Self {
+        ClusterRoles { search }
+    }
+
+    fn search(&self) -> Result<&SearchRecords<D>, Error> {
+        self.search.as_ref().ok_or_else(|| {
+            Error::Config(ConfigError::Missing {
+                name: "HOSTED_ZONE_ID",
+            })
+        })
+    }
+}
+
+const FUNCTION: &str = "lifecycle-hook";
+
+fn nothing(role: Option<Role>) -> RoleChange {
+    RoleChange {
+        role: role.map_or("none", Role::as_str).to_owned(),
+        action: "none".to_owned(),
+        detail: None,
+    }
+}
+
+impl<D: Dns> Roles for ClusterRoles<D> {
+    async fn join(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
+        match node.role {
+            Some(Role::Search) => self.search()?.join(instance, node, dry_run).await,
+            Some(Role::Redis) => Err(not_implemented(
+                FUNCTION,
+                "the redis role (join the chain as its tail) is not supported yet; the node was not added to its chain",
+            )),
+            Some(Role::Mongodb | Role::MongodbArbiter) => Err(not_implemented(
+                FUNCTION,
+                "the mongodb and mongodb-arbiter roles (enqueue the replica-set add task) are not supported yet; the node was not added to its replica set",
+            )),
+            role @ (Some(Role::Postgres) | None) => Ok(nothing(role)),
+        }
+    }
+
+    async fn leave(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
+        match node.role {
+            Some(Role::Search) => self.search()?.leave(instance, node, dry_run).await,
+            Some(Role::Redis) => Err(not_implemented(
+                FUNCTION,
+                "the redis role (splice the node out of its chain) is not supported yet; the chain was not changed",
+            )),
+            Some(Role::Mongodb | Role::MongodbArbiter) => Err(not_implemented(
+                FUNCTION,
+                "the mongodb and mongodb-arbiter roles (enqueue the step-down and remove tasks) are not supported yet; the replica set was not changed",
+            )),
+            role @ (Some(Role::Postgres) | None) => Ok(nothing(role)),
+        }
+    }
+}
+
+/// The `search` role's weighted records.
+pub struct SearchRecords<D> {
+    dns: D,
+    ttl: i64,
+}
+
+impl<D: Dns> SearchRecords<D> {
+    pub fn new(dns: D, ttl: i64) -> Self {
+        SearchRecords { dns, ttl }
+    }
+
+    async fn join(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
+        let host = node_host(instance, node)?;
+        let record = dns::weighted_record(&node.cluster, &instance.id, &host, self.ttl)
+            .map_err(|e| Error::resource(&instance.id, format!("cannot make its search record: {e}")))?;
+        let ours = self.own_records(&record.name, &instance.id).await?;
+        if ours.len() == 1 && dns::same_record(&ours[0], &record) {
+            return Ok(change("unchanged", &record));
+        }
+        if dry_run {
+            return Ok(change("would-upsert", &record));
+        }
+        // A record of ours with another type (the endpoint moved from a name
+        // to an address) would stay beside the new one: replace it in the
+        // same batch.
+        let mut changes: Vec<Change> = ours
+            .into_iter()
+            .filter(|r| r.record_type != record.record_type)
+            .map(Change::Delete)
+            .collect();
+        changes.push(Change::Upsert(record.clone()));
+        let comment = format!("ninelives lifecycle-hook: {} joins {}", instance.id, record.name);
+        self.dns.change(&comment, &changes).await?;
+        Ok(change("upserted", &record))
+    }
+
+    async fn leave(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
+        let name = dns::record_name(&node.cluster)
+            .map_err(|e| Error::resource(&instance.id, format!("cannot find its search record: {e}")))?;
+        let ours = self.own_records(&name, &instance.id).await?;
+        let Some(first) = ours.first().cloned() else {
+            return Ok(RoleChange {
+                role: Role::Search.as_str().to_owned(),
+                action: "already-gone".to_owned(),
+                detail: Some(json!({ "name": name, "set_identifier": instance.id })),
+            });
+        };
+        if dry_run {
+            return Ok(change("would-delete", &first));
+        }
+        let comment = format!("ninelives lifecycle-hook: {} leaves {name}", instance.id);
+        let deletes: Vec<Change> = ours.into_iter().map(Change::Delete).collect();
+        if let Err(err) = self.dns.change(&comment, &deletes).await {
+            // A duplicate delivery may have deleted it between our listing
+            // and our delete (Route 53 then refuses the delete).
+            if self.own_records(&name, &instance.id).await?.is_empty() {
+                return Ok(change("already-gone", &first));
+            }
+            return Err(err);
+        }
+        Ok(change("deleted", &first))
+    }
+
+    /// Records of `name` that belong to `instance_id` (its set identifier).
+    async fn own_records(&self, name: &str, instance_id: &str) -> Result<Vec<RecordSet>, Error> {
+        Ok(self
+            .dns
+            .record_sets(name)
+            .await?
+            .into_iter()
+            .filter(|r| r.set_identifier.as_deref() == Some(instance_id) && !r.alias)
+            .collect())
+    }
+}
+
+fn change(action: &str, record: &RecordSet) -> RoleChange {
+    RoleChange {
+        role: Role::Search.as_str().to_owned(),
+        action: action.to_owned(),
+        detail: serde_json::to_value(record).ok(),
+    }
+}
+
+/// Where clients reach the node: `ninelives:endpoint`'s host, else the
+/// instance's private DNS name, else its private address.
+pub fn node_host(instance: &Instance, node: &NodePlan) -> Result<String, Error> {
+    if let Some(endpoint) = &node.endpoint {
+        return dns::endpoint_host(endpoint)
+            .map_err(|e| Error::resource(&instance.id, format!("tag {}: {e}", crate::tags::ENDPOINT)));
+    }
+    instance
+        .private_dns_name
+        .clone()
+        .or_else(|| instance.private_ip.clone())
+        .ok_or_else(|| {
+            Error::resource(
+                &instance.id,
+                format!(
+                    "has no private DNS name or address to point a record at; set {}",
+                    crate::tags::ENDPOINT
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+#[path = "tests/roles.rs"]
+mod tests;
