@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Local AWS for ninelives: moto's server plus five small emulator extensions.
+"""Local AWS for ninelives: moto's server plus seven small emulator extensions.
 
 Written against moto 5.2.5 (the pin in local/requirements.txt). Each extension
 below is one function that says which real-AWS behaviour it supplies and why we
@@ -48,8 +48,45 @@ e. lifecycle_actions: Auto Scaling CompleteLifecycleAction and
    accepts either or both), require LifecycleActionResult CONTINUE or ABANDON
    for Complete, answer with the empty AWS Query response, and record every
    accepted call so that tests can assert it (see below). Moto never starts a
-   lifecycle action, so there is no pending action to match: any token or
-   instance id is accepted for an existing group and hook.
+   lifecycle action, so there is no pending action to match; but, as in AWS,
+   an action can be completed only once: Complete and Heartbeat fail with
+   ValidationError "No active Lifecycle Action found with token T" when an
+   accepted CompleteLifecycleAction record of the same region, account, group
+   and hook has the call's token, or, when the call gives only an InstanceId,
+   "... found with instance ID I" when such a record has that instance id. An
+   InstanceId must also be an instance that moto's EC2 (same account and
+   region) knows and that is not terminated, else the same instance ID error.
+   "Completed" is read from the recorded calls, so DELETE
+   /_ninelives/lifecycle-actions forgets completions too; the check and the
+   recording are one step under the log's lock (two concurrent Completes of
+   one token: exactly one is accepted).
+f. create_volume_client_token: EC2 CreateVolume is idempotent with a
+   ClientToken: a repeat with the same token (same account and region)
+   returns the volume that the first call created, and a repeat that asks for
+   a different Size, AvailabilityZone, SnapshotId or VolumeType fails with
+   IdempotentParameterMismatch (HTTP 400). Moto 5.2.5 ignores ClientToken and
+   creates a volume per call. The patch keeps token -> (volume id, those four
+   parameters as requested) on moto's EC2 backend and answers a repeat with
+   the normal CreateVolume response of that volume; if the volume has been
+   deleted since, the call creates a new one (and the token then names it).
+   Look-up and create are one step under a lock: concurrent calls with one
+   token create one volume. Other parameters (Iops, Encrypted, ...) are not
+   compared.
+g. attach_volume_checks: moto's AttachVolume attaches any volume to any
+   instance at any device, even a volume that is attached already. EC2
+   refuses, checked here in this order after moto's own InvalidVolume.NotFound
+   and InvalidInstanceID.NotFound: a volume that is not "available"
+   (VolumeInUse, "vol-… is already attached to an instance"); an instance that
+   is neither running nor stopped (IncorrectState, "Instance 'i-…' is not
+   'running'."); a volume in another AZ than the instance
+   (InvalidVolume.ZoneMismatch, "The volume 'vol-…' is not in the same
+   availability zone as instance 'i-…'"); a device that is in the instance's
+   block device mapping, root device included (InvalidParameterValue,
+   "Invalid value '/dev/sdf' for unixDevice. Attachment point /dev/sdf is
+   already in use"). All HTTP 400. Checks and attach are one step under a
+   lock: of two concurrent AttachVolume calls for one volume exactly one
+   succeeds. Multi-Attach (one io1/io2 volume on several instances) is not
+   emulated.
 
 Recorded lifecycle calls
 ------------------------
@@ -116,6 +153,20 @@ PATCH_TARGETS = [
     "moto.ec2.models.instances:Instance.setup_defaults",
     "moto.ec2.exceptions:EC2ClientError",
     "moto.ec2.exceptions:InvalidSnapshotInUse",
+    "moto.ec2.exceptions:InvalidInstanceIdError",
+    "moto.ec2.exceptions:InvalidVolumeIdError",
+    "moto.ec2.models:ec2_backends",
+    "moto.ec2.models.instances:InstanceBackend.get_instance",
+    "moto.ec2.models.instances:Instance.state",
+    "moto.ec2.models.instances:Instance.availability_zone",
+    "moto.ec2.models.instances:Instance.get_block_device_mapping",
+    "moto.ec2.models.elastic_block_store:EBSBackend.get_volume",
+    "moto.ec2.models.elastic_block_store:Volume.status",
+    "moto.ec2.models.elastic_block_store:Volume.availability_zone",
+    "moto.ec2.responses:EC2Response.create_volume",
+    "moto.ec2.responses:EC2Response.attach_volume",
+    "moto.ec2.responses:EC2Response.ec2_backend",
+    "moto.ec2.responses:EC2Response.error_on_dryrun",
     "moto.autoscaling.responses:AutoScalingResponse.autoscaling_backend",
     "moto.autoscaling.exceptions:ValidationError",
     "moto.core.responses:ActionResult",
@@ -482,10 +533,21 @@ class LifecycleActionLog:
 
     def append(self, record: dict[str, Any]) -> None:
         with self.lock:
-            self.records.append(record)
-            if self.path:
-                with open(self.path, "a", encoding="utf-8") as out:
-                    out.write(json.dumps(record, sort_keys=True) + "\n")
+            self._append_locked(record)
+
+    def append_unless(self, record: dict[str, Any], conflicts: Callable[[dict[str, Any]], bool]) -> bool:
+        """Append record unless a recorded one conflicts with it; one atomic step."""
+        with self.lock:
+            if any(conflicts(existing) for existing in self.records):
+                return False
+            self._append_locked(record)
+            return True
+
+    def _append_locked(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        if self.path:
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(record, sort_keys=True) + "\n")
 
     @staticmethod
     def _matches(record: dict[str, Any], query: dict[str, str]) -> bool:
@@ -514,11 +576,26 @@ def lifecycle_actions(action_log: LifecycleActionLog) -> None:
     action of a terminating instance. Against plain moto that call is an HTTP
     500, so the handler could not run end to end locally. The calls validate
     what AWS validates that moto can know about (group, hook, identifiers,
-    result) and are recorded in action_log.
+    result, a live instance, an action not completed yet) and are recorded in
+    action_log, which is also what says whether an action was completed.
     """
     from moto.autoscaling.exceptions import ValidationError
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.responses import EmptyResult
+    from moto.ec2.exceptions import InvalidInstanceIdError
+    from moto.ec2.models import ec2_backends
+
+    def no_active_action(token: str | None, instance_id: str | None) -> Exception:
+        if token:
+            return ValidationError(f"No active Lifecycle Action found with token {token}")
+        return ValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
+
+    def instance_is_live(account_id: str, region: str, instance_id: str) -> bool:
+        try:
+            instance = ec2_backends[account_id][region].get_instance(instance_id)
+        except InvalidInstanceIdError:
+            return False
+        return instance.state != "terminated"
 
     def accept(self: Any, action: str, result: str | None) -> Any:
         group = self._get_param("AutoScalingGroupName")
@@ -546,22 +623,33 @@ def lifecycle_actions(action_log: LifecycleActionLog) -> None:
         hooks = backend.describe_lifecycle_hooks(as_name=group, lifecycle_hook_names=[hook])
         if not hooks:
             # AWS has no pending action for a hook that does not exist.
-            if token:
-                raise ValidationError(f"No active Lifecycle Action found with token {token}")
-            raise ValidationError(f"No active Lifecycle Action found with instance ID {instance_id}")
-        action_log.append(
-            {
-                "action": action,
-                "region": self.region,
-                "account_id": self.current_account,
-                "group": group,
-                "hook": hook,
-                "instance_id": instance_id,
-                "token": token,
-                "result": result,
-                "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            }
-        )
+            raise no_active_action(token, instance_id)
+        if instance_id and not instance_is_live(self.current_account, self.region, instance_id):
+            raise no_active_action(None, instance_id)
+        record = {
+            "action": action,
+            "region": self.region,
+            "account_id": self.current_account,
+            "group": group,
+            "hook": hook,
+            "instance_id": instance_id,
+            "token": token,
+            "result": result,
+            "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        }
+        scope = ("region", "account_id", "group", "hook")
+        # The same action: by token when the call has one, else by instance id.
+        key, value = ("token", token) if token else ("instance_id", instance_id)
+
+        def completes_same_action(recorded: dict[str, Any]) -> bool:
+            return (
+                recorded.get("action") == "CompleteLifecycleAction"
+                and recorded.get(key) == value
+                and all(recorded.get(field) == record[field] for field in scope)
+            )
+
+        if not action_log.append_unless(record, completes_same_action):
+            raise no_active_action(token, instance_id)
         return EmptyResult()
 
     def complete_lifecycle_action(self: Any) -> Any:
@@ -577,6 +665,105 @@ def lifecycle_actions(action_log: LifecycleActionLog) -> None:
         if name in vars(AutoScalingResponse):
             log(f"warning: moto now implements AutoScalingResponse.{name}; replacing it anyway")
         setattr(AutoScalingResponse, name, method)
+
+
+# --- f. CreateVolume ClientToken ---------------------------------------------
+
+CLIENT_TOKENS = "_ninelives_volume_client_tokens"
+CLIENT_TOKEN_PARAMS = ("Size", "AvailabilityZone", "SnapshotId", "VolumeType")
+
+
+def create_volume_client_token() -> None:
+    """EC2 CreateVolume with a ClientToken is idempotent; moto ignored the token.
+
+    Our volume-restore Lambda passes a ClientToken so that a retried
+    invocation does not create a second volume. The tokens of a region live
+    on moto's EC2 backend for that account and region (so a moto reset
+    forgets them) as {token: (volume id, requested parameters)}.
+    """
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import InvalidVolumeIdError
+    from moto.ec2.responses import EC2Response
+
+    moto_create_volume = EC2Response.create_volume
+    lock = threading.Lock()
+
+    @functools.wraps(moto_create_volume)
+    def create_volume(self: Any) -> Any:
+        token = self._get_param("ClientToken")
+        if not token:
+            return moto_create_volume(self)
+        self.error_on_dryrun()
+        requested = {name: self._get_param(name) for name in CLIENT_TOKEN_PARAMS}
+        backend = self.ec2_backend
+        with lock:
+            tokens: dict[str, tuple[str, dict[str, Any]]] = vars(backend).setdefault(CLIENT_TOKENS, {})
+            if token in tokens:
+                volume_id, first_request = tokens[token]
+                try:
+                    volume = backend.get_volume(volume_id)
+                except InvalidVolumeIdError:
+                    volume = None  # deleted since: the token makes a new volume
+                if volume is not None:
+                    if requested != first_request:
+                        raise _ec2_error(
+                            "IdempotentParameterMismatch",
+                            "Parameters on this idempotent request are inconsistent "
+                            "with parameters used in previous request(s).",
+                        )
+                    return ActionResult(volume)
+            result = moto_create_volume(self)
+            tokens[token] = (result.result.id, requested)
+            return result
+
+    EC2Response.create_volume = create_volume
+
+
+# --- g. AttachVolume checks ----------------------------------------------------
+
+
+def attach_volume_checks() -> None:
+    """EC2 AttachVolume refuses what cannot be attached; moto attached anything.
+
+    Our volume-restore Lambda attaches restored volumes and must see EC2's
+    errors locally: an attached volume attached again, a device name taken, a
+    volume in another AZ, an instance that is not running or stopped. The
+    checks run in the response, so moto's own attaches (root volumes of new
+    instances) are not affected.
+    """
+    from moto.ec2.responses import EC2Response
+
+    moto_attach_volume = EC2Response.attach_volume
+    lock = threading.Lock()
+
+    @functools.wraps(moto_attach_volume)
+    def attach_volume(self: Any) -> Any:
+        volume_id = self._get_param("VolumeId")
+        instance_id = self._get_param("InstanceId")
+        device = self._get_param("Device")
+        backend = self.ec2_backend
+        with lock:
+            volume = backend.get_volume(volume_id)  # InvalidVolume.NotFound
+            instance = backend.get_instance(instance_id)  # InvalidInstanceID.NotFound
+            if volume.status != "available":
+                raise _ec2_error("VolumeInUse", f"{volume_id} is already attached to an instance")
+            if instance.state not in ("running", "stopped"):
+                raise _ec2_error("IncorrectState", f"Instance '{instance_id}' is not 'running'.")
+            if volume.availability_zone != instance.availability_zone:
+                raise _ec2_error(
+                    "InvalidVolume.ZoneMismatch",
+                    f"The volume '{volume_id}' is not in the same availability zone "
+                    f"as instance '{instance_id}'",
+                )
+            if any(name == device for name, _ in instance.get_block_device_mapping):
+                raise _ec2_error(
+                    "InvalidParameterValue",
+                    f"Invalid value '{device}' for unixDevice. "
+                    f"Attachment point {device} is already in use",
+                )
+            return moto_attach_volume(self)
+
+    EC2Response.attach_volume = attach_volume
 
 
 class NinelivesRoutes:
@@ -630,7 +817,15 @@ def main(argv: list[str] | None = None) -> None:
     root_volume_at_root_device()
     action_log = LifecycleActionLog(os.environ.get("NINELIVES_EMULATOR_LOG") or None)
     lifecycle_actions(action_log)
-    extensions += ["page_describe_calls", "ami_snapshots_in_use", "lifecycle_actions"]
+    create_volume_client_token()
+    attach_volume_checks()
+    extensions += [
+        "page_describe_calls",
+        "ami_snapshots_in_use",
+        "lifecycle_actions",
+        "create_volume_client_token",
+        "attach_volume_checks",
+    ]
 
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,

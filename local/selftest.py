@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -55,6 +56,35 @@ def expect_error(code: str, call: Callable[[], Any], status: int = 400) -> botoc
         expect(got_status == status, f"expected HTTP {status} with {code}, got {got_status}")
         return exc
     raise CheckFailed(f"expected error {code}, the call succeeded")
+
+
+def expect_message(error: botocore.exceptions.ClientError, message: str) -> None:
+    got = error.response["Error"].get("Message")
+    expect(got == message, f"expected message {message!r}, got {got!r}")
+
+
+def concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Starts all calls at once; their results, a ClientError for a failed one."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+    crashes: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = calls[index]()
+        except botocore.exceptions.ClientError as exc:
+            outcomes[index] = exc
+        except Exception as exc:  # reported by the caller's thread
+            crashes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    expect(not crashes, f"concurrent calls failed: {crashes}")
+    return outcomes
 
 
 def http_json(endpoint: str, path: str, method: str = "GET") -> Any:
@@ -149,7 +179,10 @@ def main() -> int:
 
 
 def run_checks(endpoint: str, info: dict[str, Any], ec2: Any, asg: Any, cleanup: list[Callable[[], Any]]) -> None:
-    expected_ext = {"no_default_amis", "index_tag_lookup", "page_describe_calls", "ami_snapshots_in_use", "lifecycle_actions"}
+    expected_ext = {
+        "no_default_amis", "index_tag_lookup", "page_describe_calls", "ami_snapshots_in_use", "lifecycle_actions",
+        "create_volume_client_token", "attach_volume_checks",
+    }
     expect(info.get("launcher") == "ninelives-local-aws", f"/_ninelives/info: not our launcher: {info}")
     missing = expected_ext - set(info.get("extensions", []))
     expect(not missing, f"extensions not active: {sorted(missing)}")
@@ -322,18 +355,56 @@ def run_checks(endpoint: str, info: dict[str, Any], ec2: Any, asg: Any, cleanup:
     expect(len(members) == 1, f"the group has {len(members)} instances, expected 1")
     instance_id = members[0]["InstanceId"]
     cleanup.append(lambda: ec2.terminate_instances(InstanceIds=[instance_id]))
-    token = str(uuid.uuid4())
+    token, token2, token3 = (str(uuid.uuid4()) for _ in range(3))
+    dead = ec2.run_instances(ImageId=images[-1], MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                             TagSpecifications=tag_spec("instance"))["Instances"][0]["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[dead])
+    unknown_instance = "i-0123456789abcdef0"
     bodies: list[bytes] = []
     asg.meta.events.register(
         "after-call.auto-scaling.*", lambda http_response, **_: bodies.append(http_response.content)
     )
     common = {"AutoScalingGroupName": group, "LifecycleHookName": hook}
-    asg.complete_lifecycle_action(**common, InstanceId=instance_id, LifecycleActionResult="CONTINUE")
+    by_token = f"No active Lifecycle Action found with token {token}"
+
+    def by_instance(instance: str) -> str:
+        return f"No active Lifecycle Action found with instance ID {instance}"
+
     asg.record_lifecycle_action_heartbeat(**common, LifecycleActionToken=token)
-    asg.complete_lifecycle_action(**common, LifecycleActionToken=token, LifecycleActionResult="ABANDON")
+    asg.complete_lifecycle_action(
+        **common, LifecycleActionToken=token, InstanceId=instance_id, LifecycleActionResult="CONTINUE"
+    )
     for name in ("CompleteLifecycleActionResponse", "RecordLifecycleActionHeartbeatResponse"):
         expect(any(name.encode() in b and b"<RequestId>" in b for b in bodies), f"no {name} with ResponseMetadata")
-    say("ok: CompleteLifecycleAction and RecordLifecycleActionHeartbeat accepted for a real group and hook")
+    say("ok: a heartbeat, then CompleteLifecycleAction (token and instance) accepted for a real group and hook")
+    expect_message(expect_error("ValidationError", lambda: asg.complete_lifecycle_action(
+        **common, LifecycleActionToken=token, LifecycleActionResult="ABANDON")), by_token)
+    expect_message(expect_error("ValidationError", lambda: asg.record_lifecycle_action_heartbeat(
+        **common, LifecycleActionToken=token)), by_token)
+    say("ok: after it: Complete and heartbeat with its token rejected (ValidationError, ...with token T)")
+    expect_message(expect_error("ValidationError", lambda: asg.complete_lifecycle_action(
+        **common, InstanceId=instance_id, LifecycleActionResult="ABANDON")), by_instance(instance_id))
+    expect_message(expect_error("ValidationError", lambda: asg.record_lifecycle_action_heartbeat(
+        **common, InstanceId=instance_id)), by_instance(instance_id))
+    say("ok: after it: Complete and heartbeat with only its instance id rejected (...with instance ID I)")
+    asg.complete_lifecycle_action(
+        **common, LifecycleActionToken=token2, InstanceId=instance_id, LifecycleActionResult="ABANDON"
+    )
+    say("ok: a different token for the same instance accepted")
+    for not_live in (unknown_instance, dead):
+        expect_message(expect_error("ValidationError", lambda: asg.complete_lifecycle_action(
+            **common, InstanceId=not_live, LifecycleActionResult="CONTINUE")), by_instance(not_live))
+        expect_message(expect_error("ValidationError", lambda: asg.record_lifecycle_action_heartbeat(
+            **common, InstanceId=not_live)), by_instance(not_live))
+    say("ok: an unknown and a terminated instance id rejected (...with instance ID I)")
+    outcomes = concurrently([lambda: asg.complete_lifecycle_action(
+        **common, LifecycleActionToken=token3, LifecycleActionResult="CONTINUE")] * 8)
+    accepted = [o for o in outcomes if not isinstance(o, botocore.exceptions.ClientError)]
+    rejected = [o.response["Error"] for o in outcomes if isinstance(o, botocore.exceptions.ClientError)]
+    expect(len(accepted) == 1, f"8 concurrent Completes of one token: {len(accepted)} accepted, expected 1")
+    expect(all(e.get("Code") == "ValidationError" and e.get("Message") == f"No active Lifecycle Action found with token {token3}"
+               for e in rejected), f"concurrent Completes rejected with {rejected}")
+    say("ok: 8 concurrent Completes of one token: exactly 1 accepted, 7 ValidationError")
     expect_error("ValidationError", lambda: asg.complete_lifecycle_action(
         AutoScalingGroupName=group, LifecycleHookName="no-such-hook", InstanceId=instance_id,
         LifecycleActionResult="CONTINUE"))
@@ -348,9 +419,10 @@ def run_checks(endpoint: str, info: dict[str, Any], ec2: Any, asg: Any, cleanup:
     say("ok: unknown hook, unknown group, bad result and missing instance/token rejected with ValidationError")
 
     expected = [
-        ("CompleteLifecycleAction", instance_id, None, "CONTINUE"),
         ("RecordLifecycleActionHeartbeat", None, token, None),
-        ("CompleteLifecycleAction", None, token, "ABANDON"),
+        ("CompleteLifecycleAction", instance_id, token, "CONTINUE"),
+        ("CompleteLifecycleAction", instance_id, token2, "ABANDON"),
+        ("CompleteLifecycleAction", None, token3, "CONTINUE"),
     ]
 
     def as_tuples(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -362,22 +434,140 @@ def run_checks(endpoint: str, info: dict[str, Any], ec2: Any, asg: Any, cleanup:
 
     recorded = http_json(endpoint, f"/_ninelives/lifecycle-actions?group={group}")
     expect(as_tuples(recorded) == expected, f"HTTP route has {recorded}")
-    say("ok: GET /_ninelives/lifecycle-actions has the 3 accepted calls, and only those")
+    say("ok: GET /_ninelives/lifecycle-actions has the 4 accepted calls, and only those")
     log_path = os.environ.get("NINELIVES_EMULATOR_LOG") or info.get("lifecycle_log")
     if log_path:
         with open(log_path, encoding="utf-8") as lines:
             in_file = [json.loads(line) for line in lines if line.strip()]
         expect(as_tuples([r for r in in_file if r.get("group") == group]) == expected, f"{log_path} has {in_file}")
-        say(f"ok: {log_path} has the 3 accepted calls")
+        say(f"ok: {log_path} has the 4 accepted calls")
     else:
         say("note: the server keeps no lifecycle log file (NINELIVES_EMULATOR_LOG unset)")
     deleted = http_json(endpoint, f"/_ninelives/lifecycle-actions?group={group}", method="DELETE")
-    expect(deleted == {"deleted": 3}, f"DELETE answered {deleted}")
+    expect(deleted == {"deleted": 4}, f"DELETE answered {deleted}")
     expect(http_json(endpoint, f"/_ninelives/lifecycle-actions?group={group}") == [], "records remain after DELETE")
     if log_path:
         with open(log_path, encoding="utf-8") as lines:
             expect(all(json.loads(l).get("group") != group for l in lines if l.strip()), "file keeps deleted records")
     say("ok: DELETE /_ninelives/lifecycle-actions?group=... removes them")
+    asg.complete_lifecycle_action(**common, LifecycleActionToken=token, LifecycleActionResult="CONTINUE")
+    deleted = http_json(endpoint, f"/_ninelives/lifecycle-actions?group={group}", method="DELETE")
+    expect(deleted == {"deleted": 1}, f"second DELETE answered {deleted}")
+    say("ok: after DELETE the completed token can be completed again (completions were forgotten)")
+
+    # f. CreateVolume ClientToken
+    client_token = f"ninelives-selftest-{RUN}"
+    created: list[str] = []
+
+    def delete_created() -> None:
+        for volume_id in created:
+            try:
+                ec2.delete_volume(VolumeId=volume_id)
+            except botocore.exceptions.ClientError:
+                pass
+
+    cleanup.append(delete_created)
+    f_tag = {"Key": f"{TAG_KEY}-f", "Value": RUN}
+    f_filter = [{"Name": f"tag:{f_tag['Key']}", "Values": [RUN]}]
+    request = {"Size": 1, "AvailabilityZone": zone, "VolumeType": "gp3",
+               "TagSpecifications": [{"ResourceType": "volume", "Tags": [f_tag]}]}
+    first = ec2.create_volume(**request, ClientToken=client_token)
+    created.append(first["VolumeId"])
+    repeat = ec2.create_volume(**request, ClientToken=client_token)
+    fields = ("VolumeId", "State", "AvailabilityZone", "Size", "VolumeType", "Tags")
+    expect({k: repeat.get(k) for k in fields} == {k: first.get(k) for k in fields},
+           f"repeat answered {repeat}, first {first}")
+    expect(f_tag in repeat.get("Tags", []), f"repeat answer without the volume's tags: {repeat}")
+    count = len(ec2.describe_volumes(Filters=f_filter)["Volumes"])
+    expect(count == 1, f"two CreateVolume with one ClientToken made {count} volumes")
+    say("ok: CreateVolume repeated with its ClientToken returns the same volume (id, state, AZ, size, tags)")
+    for changed in ({"Size": 2}, {"AvailabilityZone": f"{REGION}b"}, {"VolumeType": "gp2"},
+                    {"SnapshotId": snapshots[-1]}):
+        expect_error("IdempotentParameterMismatch",
+                     lambda: ec2.create_volume(**dict(request, **changed), ClientToken=client_token))
+    count = len(ec2.describe_volumes(Filters=f_filter)["Volumes"])
+    expect(count == 1, f"mismatching repeats made volumes: {count}")
+    say("ok: same ClientToken with another Size, AvailabilityZone, VolumeType or SnapshotId: "
+        "IdempotentParameterMismatch (HTTP 400)")
+    ec2.delete_volume(VolumeId=first["VolumeId"])
+    renewed = ec2.create_volume(**request, ClientToken=client_token)["VolumeId"]
+    created.append(renewed)
+    expect(renewed != first["VolumeId"], "after deleting its volume the ClientToken still answered the deleted one")
+    say("ok: after the volume is deleted, the ClientToken creates a new one")
+    raced_token = f"{client_token}-race"
+    outcomes = concurrently([lambda: ec2.create_volume(**request, ClientToken=raced_token)] * 8)
+    errors = [o for o in outcomes if isinstance(o, botocore.exceptions.ClientError)]
+    expect(not errors, f"concurrent CreateVolume failed: {errors}")
+    raced_ids = {o["VolumeId"] for o in outcomes}
+    created.extend(raced_ids)
+    count = len(ec2.describe_volumes(Filters=f_filter)["Volumes"])
+    expect(len(raced_ids) == 1 and count == 2,
+           f"8 concurrent CreateVolume with one token: ids {raced_ids}, {count - 1} made")
+    say("ok: 8 concurrent CreateVolume with one ClientToken create one volume")
+
+    # g. AttachVolume checks
+    host = ec2.run_instances(ImageId=images[-1], MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                             Placement={"AvailabilityZone": zone},
+                             TagSpecifications=tag_spec("instance"))["Instances"][0]["InstanceId"]
+    g_volumes: list[str] = []
+
+    def delete_g_volumes() -> None:
+        for volume_id in g_volumes:
+            try:
+                ec2.delete_volume(VolumeId=volume_id)
+            except botocore.exceptions.ClientError:
+                pass
+
+    def new_volume(az: str) -> str:
+        volume_id = ec2.create_volume(Size=1, AvailabilityZone=az, TagSpecifications=tag_spec("volume"))["VolumeId"]
+        g_volumes.append(volume_id)
+        return volume_id
+
+    cleanup.append(delete_g_volumes)  # runs after the instance is gone (cleanup runs in reverse)
+    cleanup.append(lambda: ec2.terminate_instances(InstanceIds=[host]))
+    attached, spare, raced = new_volume(zone), new_volume(zone), new_volume(zone)
+    elsewhere = new_volume(f"{REGION}b")
+    ec2.attach_volume(VolumeId=attached, InstanceId=host, Device="/dev/sdf")
+    shown = ec2.describe_volumes(VolumeIds=[attached])["Volumes"][0]
+    expect(shown["State"] == "in-use" and [a["InstanceId"] for a in shown["Attachments"]] == [host],
+           f"attached volume shows {shown}")
+    say("ok: AttachVolume of an available volume in the instance's AZ at a free device accepted")
+    expect_message(expect_error("VolumeInUse", lambda: ec2.attach_volume(
+        VolumeId=attached, InstanceId=host, Device="/dev/sdg")), f"{attached} is already attached to an instance")
+    say("ok: attaching an attached volume: VolumeInUse")
+    for taken in ("/dev/sdf", "/dev/xvda"):
+        expect_message(expect_error("InvalidParameterValue", lambda: ec2.attach_volume(
+            VolumeId=spare, InstanceId=host, Device=taken)),
+            f"Invalid value '{taken}' for unixDevice. Attachment point {taken} is already in use")
+    say("ok: a device in use (an attached volume's, the root device): InvalidParameterValue")
+    expect_message(expect_error("InvalidVolume.ZoneMismatch", lambda: ec2.attach_volume(
+        VolumeId=elsewhere, InstanceId=host, Device="/dev/sdh")),
+        f"The volume '{elsewhere}' is not in the same availability zone as instance '{host}'")
+    say("ok: a volume in another AZ: InvalidVolume.ZoneMismatch")
+    expect_message(expect_error("IncorrectState", lambda: ec2.attach_volume(
+        VolumeId=spare, InstanceId=dead, Device="/dev/sdh")), f"Instance '{dead}' is not 'running'.")
+    say("ok: a terminated instance: IncorrectState")
+    expect_error("InvalidVolume.NotFound", lambda: ec2.attach_volume(
+        VolumeId="vol-0123456789abcdef0", InstanceId=host, Device="/dev/sdh"))
+    expect_error("InvalidInstanceID.NotFound", lambda: ec2.attach_volume(
+        VolumeId=spare, InstanceId=unknown_instance, Device="/dev/sdh"))
+    say("ok: an unknown volume or instance: moto's InvalidVolume.NotFound / InvalidInstanceID.NotFound")
+    ec2.stop_instances(InstanceIds=[host])
+    ec2.attach_volume(VolumeId=spare, InstanceId=host, Device="/dev/sdh")
+    say("ok: AttachVolume to a stopped instance accepted")
+
+    def attach_raced(device: str) -> Callable[[], Any]:
+        return lambda: ec2.attach_volume(VolumeId=raced, InstanceId=host, Device=device)
+
+    outcomes = concurrently([attach_raced(f"/dev/sd{letter}") for letter in "ijklmnop"])
+    succeeded = [o for o in outcomes if not isinstance(o, botocore.exceptions.ClientError)]
+    codes = [o.response["Error"].get("Code") for o in outcomes if isinstance(o, botocore.exceptions.ClientError)]
+    expect(len(succeeded) == 1 and codes == ["VolumeInUse"] * 7,
+           f"8 concurrent AttachVolume of one volume: {len(succeeded)} succeeded, errors {codes}")
+    mapped = [m["DeviceName"] for m in ec2.describe_instances(InstanceIds=[host])["Reservations"][0]["Instances"][0]
+              ["BlockDeviceMappings"] if m["Ebs"]["VolumeId"] == raced]
+    expect(len(mapped) == 1, f"the raced volume is mapped at {mapped}")
+    say("ok: 8 concurrent AttachVolume of one volume: exactly 1 succeeds, 7 VolumeInUse")
 
 
 if __name__ == "__main__":
