@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Local AWS for ninelives: moto's server plus seven small emulator extensions.
+"""Local AWS for ninelives: moto's server plus eight small emulator extensions.
 
 Written against moto 5.2.5 (the pin in local/requirements.txt). Each extension
 below is one function that says which real-AWS behaviour it supplies and why we
@@ -87,6 +87,13 @@ g. attach_volume_checks: moto's AttachVolume attaches any volume to any
    lock: of two concurrent AttachVolume calls for one volume exactly one
    succeeds. Multi-Attach (one io1/io2 volume on several instances) is not
    emulated.
+h. record_set_identifier_paging: Route 53 pages ListResourceRecordSets within
+   a weighted (or latency, failover, ...) set by set identifier: a page that
+   ends inside a set answers NextRecordIdentifier, and StartRecordIdentifier
+   resumes there. Moto 5.2.5 ignores StartRecordIdentifier and never answers
+   NextRecordIdentifier, so a set larger than a page comes back as the same
+   page forever. The patch orders records by (name, type, set identifier),
+   honours StartRecordIdentifier and answers NextRecordIdentifier.
 
 Recorded lifecycle calls
 ------------------------
@@ -167,6 +174,12 @@ PATCH_TARGETS = [
     "moto.ec2.responses:EC2Response.attach_volume",
     "moto.ec2.responses:EC2Response.ec2_backend",
     "moto.ec2.responses:EC2Response.error_on_dryrun",
+    "moto.route53.responses:Route53.list_resource_record_sets",
+    "moto.route53.responses:Route53.backend",
+    "moto.route53.models:reverse_domain_name",
+    "moto.route53.models:FakeZone.get_record_sets",
+    "moto.route53.utils:validate_domain_name",
+    "moto.route53.exceptions:InvalidInput",
     "moto.autoscaling.responses:AutoScalingResponse.autoscaling_backend",
     "moto.autoscaling.exceptions:ValidationError",
     "moto.core.responses:ActionResult",
@@ -766,6 +779,53 @@ def attach_volume_checks() -> None:
     EC2Response.attach_volume = attach_volume
 
 
+# --- h. Route 53 paging by set identifier -------------------------------------
+
+
+def record_set_identifier_paging() -> None:
+    """ListResourceRecordSets pages through a weighted set by set identifier.
+
+    Our lifecycle hook finds its own member of a search cluster's weighted
+    record; a cluster with more members than a page (300) must be paged by
+    StartRecordIdentifier, which moto ignored (the same page came back
+    forever).
+    """
+    from moto.core.responses import ActionResult
+    from moto.route53.exceptions import InvalidInput
+    from moto.route53.models import reverse_domain_name
+    from moto.route53.responses import Route53
+    from moto.route53.utils import validate_domain_name
+
+    def key(record: Any) -> tuple[str, str, str]:
+        return (reverse_domain_name(record.name), record.type, record.set_identifier or "")
+
+    def list_resource_record_sets(self: Any) -> Any:
+        zone_id = self._get_param("HostedZoneId")
+        start_type = self._get_param("StartRecordType")
+        start_name = self._get_param("StartRecordName")
+        start_id = self._get_param("StartRecordIdentifier")
+        max_items = self._get_int_param("MaxItems", 300)
+        if (start_type and not start_name) or (start_id and not start_type):
+            raise InvalidInput("The input is not valid")
+        if start_name:
+            validate_domain_name(start_name)
+        zone = self.backend.get_hosted_zone(zone_id)
+        records = sorted(zone.get_record_sets(start_type, start_name), key=key)
+        if start_id:
+            start = (reverse_domain_name(start_name), start_type, start_id)
+            records = [r for r in records if key(r) >= start]
+        page, after = records[:max_items], records[max_items : max_items + 1]
+        result: dict[str, Any] = {"ResourceRecordSets": page, "IsTruncated": bool(after), "MaxItems": max_items}
+        if after:
+            result["NextRecordName"] = after[0].name
+            result["NextRecordType"] = after[0].type
+            if after[0].set_identifier:
+                result["NextRecordIdentifier"] = after[0].set_identifier
+        return ActionResult(result)
+
+    Route53.list_resource_record_sets = list_resource_record_sets
+
+
 class NinelivesRoutes:
     """WSGI wrapper: serves /_ninelives/* itself, everything else goes to moto."""
 
@@ -819,12 +879,14 @@ def main(argv: list[str] | None = None) -> None:
     lifecycle_actions(action_log)
     create_volume_client_token()
     attach_volume_checks()
+    record_set_identifier_paging()
     extensions += [
         "page_describe_calls",
         "ami_snapshots_in_use",
         "lifecycle_actions",
         "create_volume_client_token",
         "attach_volume_checks",
+        "record_set_identifier_paging",
     ]
 
     from moto.moto_server.werkzeug_app import (

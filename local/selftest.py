@@ -157,10 +157,11 @@ def main() -> int:
     )
     ec2 = session.client("ec2", endpoint_url=endpoint, config=config)
     asg = session.client("autoscaling", endpoint_url=endpoint, config=config)
+    route53 = session.client("route53", endpoint_url=endpoint, config=config)
     cleanup: list[Callable[[], Any]] = []
     say(f"endpoint {endpoint}, region {REGION}, run {RUN}, moto {info.get('moto')}")
     try:
-        run_checks(endpoint, info, ec2, asg, cleanup)
+        run_checks(endpoint, info, ec2, asg, route53, cleanup)
     except CheckFailed as exc:
         say(f"FAIL: {exc}")
         return 1
@@ -178,10 +179,12 @@ def main() -> int:
     return 0
 
 
-def run_checks(endpoint: str, info: dict[str, Any], ec2: Any, asg: Any, cleanup: list[Callable[[], Any]]) -> None:
+def run_checks(
+    endpoint: str, info: dict[str, Any], ec2: Any, asg: Any, route53: Any, cleanup: list[Callable[[], Any]]
+) -> None:
     expected_ext = {
         "no_default_amis", "index_tag_lookup", "page_describe_calls", "ami_snapshots_in_use", "lifecycle_actions",
-        "create_volume_client_token", "attach_volume_checks",
+        "create_volume_client_token", "attach_volume_checks", "record_set_identifier_paging",
     }
     expect(info.get("launcher") == "ninelives-local-aws", f"/_ninelives/info: not our launcher: {info}")
     missing = expected_ext - set(info.get("extensions", []))
@@ -568,6 +571,38 @@ def run_checks(endpoint: str, info: dict[str, Any], ec2: Any, asg: Any, cleanup:
               ["BlockDeviceMappings"] if m["Ebs"]["VolumeId"] == raced]
     expect(len(mapped) == 1, f"the raced volume is mapped at {mapped}")
     say("ok: 8 concurrent AttachVolume of one volume: exactly 1 succeeds, 7 VolumeInUse")
+
+    # h. Route 53 paging within a weighted set
+    zone_id = route53.create_hosted_zone(Name=f"selftest-{RUN}.example.com", CallerReference=f"selftest-{RUN}")[
+        "HostedZone"]["Id"]
+    name = f"wrr.selftest-{RUN}.example.com."
+    members = [f"i-{n:017x}" for n in range(7)]
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
+        {"Action": "CREATE", "ResourceRecordSet": {
+            "Name": name, "Type": "CNAME", "SetIdentifier": member, "Weight": 100, "TTL": 60,
+            "ResourceRecords": [{"Value": f"{member}.internal"}]}} for member in reversed(members)]})
+
+    def delete_zone() -> None:
+        route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
+            {"Action": "DELETE", "ResourceRecordSet": {
+                "Name": name, "Type": "CNAME", "SetIdentifier": member, "Weight": 100, "TTL": 60,
+                "ResourceRecords": [{"Value": f"{member}.internal"}]}} for member in members]})
+        route53.delete_hosted_zone(Id=zone_id)
+
+    cleanup.append(delete_zone)
+    seen: list[str] = []
+    request: dict[str, Any] = {"HostedZoneId": zone_id, "StartRecordName": name, "StartRecordType": "CNAME",
+                               "MaxItems": "3"}
+    for _ in range(10):
+        page = route53.list_resource_record_sets(**request)
+        seen += [r["SetIdentifier"] for r in page["ResourceRecordSets"] if r["Name"] == name]
+        if not page["IsTruncated"]:
+            break
+        expect(page.get("NextRecordIdentifier") is not None, f"a page inside the set has no NextRecordIdentifier: {page}")
+        request.update(StartRecordName=page["NextRecordName"], StartRecordType=page["NextRecordType"],
+                       StartRecordIdentifier=page["NextRecordIdentifier"])
+    expect(seen == members, f"paging by 3 through a weighted set of 7 gave {seen}")
+    say("ok: ListResourceRecordSets pages through a weighted set by set identifier (Next/StartRecordIdentifier)")
 
 
 if __name__ == "__main__":

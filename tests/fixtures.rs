@@ -53,6 +53,12 @@ fn every_fixture_parses_for_its_function() {
                         purge_snapshots::parse_dry_run(&delivery.payload)
                             .unwrap_or_else(|e| panic!("{rel}: {e}"));
                     }
+                    "lifecycle-hook" => {
+                        use shared::lifecycle::action::{Request, parse};
+                        let request = parse(&delivery.payload).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                        let ignored = matches!(request, Request::Ignore(_));
+                        assert_eq!(ignored, rel.contains("test-notification"), "{rel}: {request:?}");
+                    }
                     // Functions of later issues: the envelope must open to a
                     // payload that asks for work.
                     _ => assert!(!matches!(delivery.payload, Payload::NoOp { .. }), "{rel}"),
@@ -61,7 +67,7 @@ fn every_fixture_parses_for_its_function() {
             seen += 1;
         }
     }
-    assert!(seen >= 14, "found only {seen} fixtures");
+    assert!(seen >= 21, "found only {seen} fixtures");
 }
 
 #[test]

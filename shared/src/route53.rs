@@ -76,14 +76,14 @@ impl Dns for Route53 {
         let wanted = normalize_name(name);
         let mut out = Vec::new();
         let mut next: Option<(String, Option<RrType>, Option<String>)> = Some((wanted.clone(), None, None));
-        while let Some((start_name, start_type, start_id)) = next.take() {
+        while let Some(start) = next.take() {
             let page = self
                 .client
                 .list_resource_record_sets()
                 .hosted_zone_id(&self.hosted_zone_id)
-                .start_record_name(start_name)
-                .set_start_record_type(start_type)
-                .set_start_record_identifier(start_id)
+                .start_record_name(&start.0)
+                .set_start_record_type(start.1.clone())
+                .set_start_record_identifier(start.2.clone())
                 .max_items(PAGE)
                 .send()
                 .await
@@ -100,13 +100,25 @@ impl Dns for Route53 {
                 }
             }
             if !past && page.is_truncated() {
-                next = page.next_record_name().map(|n| {
+                let following = page.next_record_name().map(|n| {
                     (
                         n.to_owned(),
                         page.next_record_type().cloned(),
                         page.next_record_identifier().map(str::to_owned),
                     )
                 });
+                // An endpoint that ignores StartRecordIdentifier would hand
+                // back the same page forever.
+                if following.as_ref() == Some(&start) {
+                    return Err(Error::Incomplete {
+                        detail: format!(
+                            "route53:ListResourceRecordSets did not advance past {} (no NextRecordIdentifier within a set larger than a page)",
+                            start.0
+                        ),
+                        retryable: false,
+                    });
+                }
+                next = following;
             }
         }
         Ok(out)

@@ -333,3 +333,207 @@ pub fn ids(snapshots: &[Snapshot]) -> Vec<String> {
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
+
+/// The lifecycle actions the local AWS recorded (its emulator extension,
+/// `GET /_ninelives/lifecycle-actions`) for one region and group: each with
+/// `action`, `instance_id`, `token` and `result`.
+pub fn lifecycle_actions(region: &str, group: &str) -> Vec<Value> {
+    use std::io::{Read, Write};
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect to the local AWS");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    write!(
+        stream,
+        "GET /_ninelives/lifecycle-actions?region={region}&group={group} HTTP/1.0\r\nHost: {authority}\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    serde_json::from_str(body).expect("a JSON array")
+}
+
+/// The completions (`CompleteLifecycleAction`) among recorded actions, as
+/// (instance id, token, result).
+pub fn completions(region: &str, group: &str) -> Vec<(String, String, String)> {
+    lifecycle_actions(region, group)
+        .into_iter()
+        .filter(|a| a["action"] == "CompleteLifecycleAction")
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
+            (s("instance_id"), s("token"), s("result"))
+        })
+        .collect()
+}
+
+/// Heartbeats (`RecordLifecycleActionHeartbeat`) recorded for `instance`.
+pub fn heartbeats(region: &str, group: &str, instance: &str) -> usize {
+    lifecycle_actions(region, group)
+        .iter()
+        .filter(|a| a["action"] == "RecordLifecycleActionHeartbeat" && a["instance_id"] == instance)
+        .count()
+}
+
+/// An Auto Scaling group of one with lifecycle hooks, in the local AWS.
+pub struct Group {
+    pub client: aws_sdk_autoscaling::Client,
+    pub name: String,
+    pub region: &'static str,
+}
+
+pub const LAUNCH_HOOK: &str = "ninelives-launch";
+pub const TERMINATE_HOOK: &str = "ninelives-terminate";
+
+impl Group {
+    /// A group of one in `<region>a` whose instances get `tags`, with a
+    /// launch and a terminate hook. Auto Scaling starts its instance at once.
+    pub async fn create(sdk: &SdkConfig, region: &'static str, tags: &[(&str, &str)]) -> Group {
+        use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag as AsgTag};
+        use aws_sdk_ec2::types::RequestLaunchTemplateData;
+        let name = format!("kate-{}", unique());
+        aws_sdk_ec2::Client::new(sdk)
+            .create_launch_template()
+            .launch_template_name(&name)
+            .launch_template_data(
+                RequestLaunchTemplateData::builder()
+                    .image_id("ami-12345678")
+                    .instance_type(InstanceType::T3Micro)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("CreateLaunchTemplate");
+        let client = aws_sdk_autoscaling::Client::new(sdk);
+        client
+            .create_auto_scaling_group()
+            .auto_scaling_group_name(&name)
+            .launch_template(
+                LaunchTemplateSpecification::builder()
+                    .launch_template_name(&name)
+                    .build(),
+            )
+            .min_size(1)
+            .max_size(1)
+            .desired_capacity(1)
+            .availability_zones(format!("{region}a"))
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| {
+                        AsgTag::builder()
+                            .key(*k)
+                            .value(*v)
+                            .propagate_at_launch(true)
+                            .resource_id(&name)
+                            .resource_type("auto-scaling-group")
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .send()
+            .await
+            .expect("CreateAutoScalingGroup");
+        for (hook, transition) in [
+            (LAUNCH_HOOK, "autoscaling:EC2_INSTANCE_LAUNCHING"),
+            (TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING"),
+        ] {
+            client
+                .put_lifecycle_hook()
+                .auto_scaling_group_name(&name)
+                .lifecycle_hook_name(hook)
+                .lifecycle_transition(transition)
+                .heartbeat_timeout(300)
+                .default_result("ABANDON")
+                .send()
+                .await
+                .expect("PutLifecycleHook");
+        }
+        Group { client, name, region }
+    }
+
+    /// The group's instance ids.
+    pub async fn instances(&self) -> Vec<String> {
+        let out = self
+            .client
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(&self.name)
+            .send()
+            .await
+            .expect("DescribeAutoScalingGroups");
+        out.auto_scaling_groups()
+            .iter()
+            .flat_map(|g| g.instances())
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect()
+    }
+
+    /// Terminates `instance` and lets the group replace it; returns the
+    /// replacement. (The local AWS runs no terminate hook: tests send that
+    /// event themselves.)
+    pub async fn replace(&self, instance: &str) -> String {
+        self.client
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(false)
+            .send()
+            .await
+            .expect("TerminateInstanceInAutoScalingGroup");
+        let now = self.instances().await;
+        now.into_iter()
+            .find(|i| i != instance)
+            .expect("a replacement instance")
+    }
+
+    /// A lifecycle action event for `instance` as EventBridge delivers it,
+    /// started now, with a token of its own.
+    pub fn event(&self, transition: &str, instance: &str) -> Value {
+        let launch = transition == "launch";
+        let mut e = fixture(if launch {
+            "lifecycle-hook/eventbridge-launch.json"
+        } else {
+            "lifecycle-hook/eventbridge-terminate.json"
+        });
+        e["region"] = Value::from(self.region);
+        e["time"] = Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let d = &mut e["detail"];
+        d["AutoScalingGroupName"] = Value::from(self.name.as_str());
+        d["LifecycleHookName"] = Value::from(if launch { LAUNCH_HOOK } else { TERMINATE_HOOK });
+        d["EC2InstanceId"] = Value::from(instance);
+        d["LifecycleActionToken"] = Value::from(token());
+        e
+    }
+}
+
+/// A fresh lifecycle action token (a UUID's shape).
+pub fn token() -> String {
+    let n = u128::from_str_radix(&format!("{}{:08x}", unique(), next_count()), 16).unwrap_or(7);
+    let h = format!(
+        "{:032x}",
+        n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+    );
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A Route 53 hosted zone for `domain` in the local AWS; its id.
+pub async fn hosted_zone(sdk: &SdkConfig, domain: &str) -> String {
+    let out = aws_sdk_route53::Client::new(sdk)
+        .create_hosted_zone()
+        .name(domain)
+        .caller_reference(format!("ninelives-test-{}-{:x}", unique(), next_count()))
+        .send()
+        .await
+        .expect("CreateHostedZone");
+    let id = out.hosted_zone().expect("a hosted zone").id();
+    id.trim_start_matches("/hostedzone/").to_owned()
+}

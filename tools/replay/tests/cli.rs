@@ -57,10 +57,6 @@ fn usage_errors_exit_2_with_one_line() {
 fn functions_of_later_issues_fail_clearly() {
     for (function, fixture) in [
         (
-            "lifecycle-hook",
-            "events-fixtures/lifecycle-hook/eventbridge-launch.json",
-        ),
-        (
             "redis-failover",
             "events-fixtures/redis-failover/alarm-direct.json",
         ),
@@ -173,4 +169,59 @@ fn a_dry_run_prints_the_json_result() {
     let first: serde_json::Value = serde_json::from_str(logs.lines().next().unwrap()).expect("JSON log line");
     assert_eq!(first["level"], "INFO");
     assert_eq!(first["function"], "purge-snapshots");
+}
+
+/// Needs the local AWS for the dry run (scripts/test.sh starts it).
+#[test]
+fn lifecycle_hook_ignores_test_notifications_and_dry_runs_an_action() {
+    let out = replay(
+        &[
+            "lifecycle-hook",
+            "events-fixtures/lifecycle-hook/sqs-test-notification.json",
+        ],
+        &[("AWS_REGION", "us-east-1")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(result, serde_json::json!({"batchItemFailures": []}));
+
+    // The fixture's instance does not exist here; an old event for it is
+    // abandoned, which a dry run reports without calling Auto Scaling.
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("events-fixtures/lifecycle-hook/eventbridge-launch.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    event["time"] = serde_json::json!("2026-01-01T00:00:00Z");
+    let dir = std::env::temp_dir().join(format!("replay-cli-lh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("old-launch.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    let out = replay(
+        &["lifecycle-hook", file.to_str().unwrap()],
+        &[("AWS_REGION", "ca-central-1"), ("DRY_RUN", "true")],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(result["status"], "dry-run");
+    assert_eq!(result["result"], "ABANDON");
+    assert_eq!(result["error_type"], "NonRetryable.InvalidResource");
+    assert!(
+        result["error"]
+            .as_str()
+            .unwrap()
+            .contains("instance i-1234567890abcdef0"),
+        "{result}"
+    );
 }
