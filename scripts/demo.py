@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""The ninelives backup demo, narrated (run by scripts/demo.sh).
+"""The ninelives demo, narrated (run by scripts/demo.sh).
 
 Builds a small fleet of tagged EBS volumes in the local AWS, replays the
 scheduled events that snapshot-volumes and purge-snapshots receive in an
 account (a few weeks of history, then today), and says in plain words what
-happened and what was kept. Every function call is a real
+happened and what was kept. Then an Auto Scaling group of one loses its
+instance and lifecycle-hook gives the replacement its data back from the
+latest snapshot, and a search node joins and leaves its weighted record. Every function call is a real
 `cargo run -q --bin replay -- FUNCTION EVENT_FILE`, printed as it runs; boto3
 is used only to build the fleet and to look at the result.
 """
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,10 +31,14 @@ FIXTURES = ROOT / "events-fixtures"
 DB = "db.example.com"
 KATE = "kate.example.com"
 LEGACY = "reports.example.com"
+CACHE = "cache.example.com"
+SEARCH = "search.example.com"
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 HOUR = NOW.replace(minute=0, second=0)
 
 ec2 = boto3.client("ec2")
+autoscaling = boto3.client("autoscaling")
+route53 = boto3.client("route53")
 work = Path(tempfile.mkdtemp(prefix="ninelives-demo-"))
 
 
@@ -208,8 +215,108 @@ def main() -> None:
         tiers = ", ".join(f"{tag(s, 'ninelives:tier')} until {tag(s, 'ninelives:expires-at')[:10]}" for s in items)
         say(f"   {key}: {len(items)} snapshots ({tiers})")
     say()
+    restore_on_replacement()
+    say()
+    search_records()
+    say()
     say("Replay any fixture yourself: eval \"$(scripts/local-aws.sh env)\" and then")
     say("  cargo run -q --bin replay -- snapshot-volumes events-fixtures/snapshot-volumes/scheduled-weekly.json")
+
+
+def group_of_one(name: str, pairs: dict[str, str]) -> str:
+    """An Auto Scaling group of one with launch and terminate hooks."""
+    az = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    ec2.create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-12345678", "InstanceType": "t3.micro"}
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": name},
+        MinSize=1,
+        MaxSize=1,
+        DesiredCapacity=1,
+        AvailabilityZones=[az],
+        Tags=[{"Key": k, "Value": v, "PropagateAtLaunch": True, "ResourceId": name, "ResourceType": "auto-scaling-group"}
+              for k, v in pairs.items()],
+    )
+    for hook, transition in (("ninelives-launch", "LAUNCHING"), ("ninelives-terminate", "TERMINATING")):
+        autoscaling.put_lifecycle_hook(
+            AutoScalingGroupName=name, LifecycleHookName=hook, HeartbeatTimeout=300,
+            LifecycleTransition=f"autoscaling:EC2_INSTANCE_{transition}", DefaultResult="ABANDON",
+        )
+    return group_instances(name)[0]
+
+
+def group_instances(name: str) -> list[str]:
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+    return [i["InstanceId"] for g in groups for i in g["Instances"]]
+
+
+def lifecycle_event(transition: str, group: str, instance: str, n: int) -> dict:
+    """The event EventBridge delivers for a lifecycle action (the local AWS
+    runs no hooks itself, so the demo sends what AWS would)."""
+    event = json.loads((FIXTURES / "lifecycle-hook" / f"eventbridge-{transition}.json").read_text())
+    event["time"] = stamp(dt.datetime.now(dt.timezone.utc))
+    event["region"] = os.environ.get("AWS_REGION", "us-east-1")
+    event["detail"].update({
+        "AutoScalingGroupName": group,
+        "LifecycleHookName": f"ninelives-{transition}",
+        "EC2InstanceId": instance,
+        "LifecycleActionToken": f"00000000-0000-4000-8000-{n:012d}",
+    })
+    return event
+
+
+def recorded_actions(group: str) -> list[dict]:
+    url = f"{os.environ['AWS_ENDPOINT_URL'].rstrip('/')}/_ninelives/lifecycle-actions?group={group}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def restore_on_replacement() -> None:
+    say(f"8. {CACHE}: an Auto Scaling group of one, with lifecycle hooks")
+    first = group_of_one("cache", {"ninelives:cluster": CACHE, "ninelives:size": "8"})
+    say(f"   Auto Scaling launched {first}; the launch hook's event reaches lifecycle-hook:")
+    r = replay("lifecycle-hook", lifecycle_event("launch", "cache", first, 1), "cache-launch-1")
+    say(f"     {r['volume']['outcome']}: {r['volume']['volume_id']} ({r['volume']['size_gib']} GiB) at "
+        f"{r['volume']['device']}, no backup of {CACHE} existed yet; lifecycle action: {r['result']}")
+    time.sleep(1.1)  # a snapshot newer than today's daily ones
+    h = replay("snapshot-volumes", scheduled("hourly", NOW), "hourly-now")
+    mine = [c for c in h["created"] if c["cluster"] == CACHE]
+    say(f"   The hourly schedule backs it up: {mine[0]['snapshot_id']}")
+    say(f"   {first} fails its health check; Auto Scaling terminates it and launches a replacement.")
+    autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=first, ShouldDecrementDesiredCapacity=False)
+    second = next(i for i in group_instances("cache") if i != first)
+    launch = lifecycle_event("launch", "cache", second, 2)
+    r = replay("lifecycle-hook", launch, "cache-launch-2")
+    v = r["volume"]
+    say(f"     {second} got {v['volume_id']}, {v['outcome']} from {v['snapshot_id']} in {v['availability_zone']}, "
+        f"attached at {v['device']}, delete-on-termination {v['delete_on_termination']}; lifecycle action: {r['result']}")
+    volume = ec2.describe_volumes(VolumeIds=[v["volume_id"]])["Volumes"][0]
+    say(f"     EC2 says: {volume['VolumeId']} from {volume['SnapshotId']}, {volume['State']}, "
+        f"attached to {volume['Attachments'][0]['InstanceId']} at {volume['Attachments'][0]['Device']}")
+    again = replay("lifecycle-hook", launch, "cache-launch-2-again")
+    say(f"   The same event delivered again: {again['volume']['outcome']}, action {again['status']}: "
+        "no second volume, no second completion")
+    for a in recorded_actions("cache"):
+        say(f"     Auto Scaling heard: {a['action']} {a['result'] or ''} for {a['instance_id']}")
+
+
+def search_records() -> None:
+    say(f"9. {SEARCH}: search nodes find each other through a weighted record")
+    zone = route53.create_hosted_zone(Name="example.com", CallerReference=f"demo-{NOW:%s}")["HostedZone"]["Id"]
+    zone_id = zone.split("/")[-1]
+    node = group_of_one("search", {"ninelives:cluster": SEARCH, "ninelives:role": "search"})
+    r = replay("lifecycle-hook", lifecycle_event("launch", "search", node, 3), "search-launch", HOSTED_ZONE_ID=zone_id)
+    rec = r["role"]["detail"]
+    say(f"   {node} joined: {rec['name']} {rec['type']} {rec['values'][0]} (weight {rec['weight']}, "
+        f"set identifier {rec['set_identifier']}); lifecycle action: {r['result']}")
+    r = replay("lifecycle-hook", lifecycle_event("terminate", "search", node, 4), "search-terminate",
+               HOSTED_ZONE_ID=zone_id)
+    left = [x for x in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+            if x.get("SetIdentifier") == node]
+    say(f"   {node} is terminated: its record was {r['role']['action']} ({len(left)} left); "
+        f"lifecycle action: {r['result']}")
 
 
 if __name__ == "__main__":
