@@ -628,3 +628,59 @@ async fn dry_run_creates_and_completes_nothing() {
     assert!(data_volumes(&ec2).await.is_empty());
     assert!(ninelives_tests::lifecycle_actions(region, &group.name).is_empty());
 }
+
+#[tokio::test]
+async fn the_auto_scaling_adapter_heartbeats_completes_once_and_reads_the_timeout() {
+    use shared::autoscaling::AutoScaling;
+    use shared::lifecycle::action::{LifecycleAction, Transition};
+    use shared::lifecycle::ports::{Accepted, ActionResult, LifecycleApi};
+    let region = "eu-south-1";
+    let sdk = fresh(region).await;
+    let group = Group::create(&sdk, region, &[(tags::CLUSTER, "adapter.example.com")]).await;
+    let node = group.instances().await.remove(0);
+    let api = AutoScaling::from_conf(&sdk);
+    let action = LifecycleAction {
+        transition: Transition::Launch,
+        group: group.name.clone(),
+        hook: ninelives_tests::LAUNCH_HOOK.into(),
+        instance_id: node.clone(),
+        token: Some(token()),
+        time: None,
+        origin: None,
+        destination: None,
+    };
+    assert_eq!(
+        api.heartbeat_timeout(&group.name, ninelives_tests::LAUNCH_HOOK)
+            .await
+            .unwrap(),
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(
+        api.heartbeat_timeout(&group.name, "no-such-hook").await.unwrap(),
+        None
+    );
+    assert_eq!(api.heartbeat(&action).await.unwrap(), Accepted::Yes);
+    assert_eq!(ninelives_tests::heartbeats(region, &group.name, &node), 1);
+    assert_eq!(
+        api.complete(&action, ActionResult::Continue).await.unwrap(),
+        Accepted::Yes
+    );
+    assert!(matches!(
+        api.complete(&action, ActionResult::Abandon).await.unwrap(),
+        Accepted::NotActive(m) if m.contains("No active Lifecycle Action")
+    ));
+    assert!(matches!(
+        api.heartbeat(&action).await.unwrap(),
+        Accepted::NotActive(_)
+    ));
+    assert_eq!(
+        completions(region, &group.name),
+        vec![(node, action.token.clone().unwrap(), "CONTINUE".to_owned())]
+    );
+    // Anything else Auto Scaling refuses stays an error.
+    let mut wrong = action.clone();
+    wrong.group = "no-such-group".into();
+    let err = api.complete(&wrong, ActionResult::Continue).await.unwrap_err();
+    assert_eq!(err.aws_code(), Some("ValidationError"));
+    assert!(!err.is_retryable());
+}
