@@ -30,6 +30,11 @@ pub struct RecordSet {
     /// ninelives; listed so that nothing mistakes it for a plain record.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub alias: bool,
+    /// Has a health check, a region, failover, geolocation, multivalue or
+    /// CIDR routing: fields ninelives never writes, so it never deletes or
+    /// rewrites such a record.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub other_routing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,6 +129,7 @@ pub fn weighted_record(name: &str, set_identifier: &str, host: &str, ttl: i64) -
         ttl: Some(ttl),
         values: vec![value],
         alias: false,
+        other_routing: false,
     })
 }
 
@@ -141,6 +147,7 @@ pub fn same_record(a: &RecordSet, b: &RecordSet) -> bool {
         && a.weight == b.weight
         && a.ttl == b.ttl
         && a.alias == b.alias
+        && a.other_routing == b.other_routing
         && values(a) == values(b)
 }
 

@@ -49,6 +49,14 @@ fn from_sdk(r: &ResourceRecordSet) -> RecordSet {
             .map(|v| v.value().to_owned())
             .collect(),
         alias: r.alias_target().is_some(),
+        other_routing: r.health_check_id().is_some()
+            || r.region().is_some()
+            || r.failover().is_some()
+            || r.geo_location().is_some()
+            || r.multi_value_answer().is_some()
+            || r.cidr_routing_config().is_some()
+            || r.geo_proximity_location().is_some()
+            || r.traffic_policy_instance_id().is_some(),
     }
 }
 

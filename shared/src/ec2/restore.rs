@@ -167,7 +167,22 @@ impl RestoreApi for Ec2 {
             .client_token(&request.client_token)
             .send()
             .await
-            .map_err(|e| Error::aws("ec2:CreateVolume", e))?;
+            .map_err(|e| {
+                // Another delivery used this instance's token for a volume
+                // from another snapshot (a backup completed between the two
+                // listings): its volume exists, and the retry finds it.
+                if code_of(&e) == Some("IdempotentParameterMismatch") {
+                    Error::Incomplete {
+                        detail: format!(
+                            "a concurrent delivery created this instance's volume with other parameters (client token {}); retrying picks it up",
+                            request.client_token
+                        ),
+                        retryable: true,
+                    }
+                } else {
+                    Error::aws("ec2:CreateVolume", e)
+                }
+            })?;
         out.volume_id()
             .map(str::to_owned)
             .ok_or_else(|| Error::Incomplete {

@@ -17,6 +17,8 @@
 //! Nothing is ever deleted here. A volume left unattached by a failure is
 //! named in the report for a person to look at.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::node::{Source, VolumePlan};
@@ -43,8 +45,9 @@ pub enum VolumeOutcome {
     AlreadyAttached,
     /// The device holds a volume this function did not make; left alone.
     DeviceInUse,
-    /// Dry run: what would be created.
+    /// Dry run: what would be created, or finished.
     WouldRestore,
+    WouldResume,
     WouldCreateEmpty,
     /// Work began but did not finish (see the error).
     Unfinished,
@@ -110,6 +113,16 @@ pub async fn restore<A: RestoreApi, L: LifecycleApi>(
                 "{} already holds {} (not made by ninelives for this instance); left as it is",
                 plan.device, existing.volume_id
             ));
+            // A volume an earlier delivery made for this instance, that the
+            // foreign one kept from being attached, is someone's to look at.
+            for v in api.volumes_restored_for(&instance.id).await? {
+                if v.attachments.is_empty() && !matches!(v.state.as_str(), "deleting" | "deleted") {
+                    waiter.notes.push(format!(
+                        "{} was made for {} but is not attached ({}); nothing deletes it",
+                        v.id, instance.id, v.state
+                    ));
+                }
+            }
             return Ok(());
         }
         report.snapshot_id = volume.and_then(|v| v.tags.get(tags::RESTORED_FROM).cloned());
@@ -137,7 +150,7 @@ pub async fn restore<A: RestoreApi, L: LifecycleApi>(
                 .cloned();
             report.size_gib = Some(volume.size_gib);
             if settings.dry_run {
-                report.outcome = VolumeOutcome::Resumed;
+                report.outcome = VolumeOutcome::WouldResume;
                 return Ok(());
             }
             volume.id
@@ -291,6 +304,14 @@ async fn latest_snapshot<A: RestoreApi>(
             ),
             retryable: true,
         }),
+        (None, None) if !snapshots.is_empty() => Err(Error::resource(
+            format!("instance {}", instance.id),
+            format!(
+                "{} snapshots of {cluster}/{} exist but none is a completed, valid backup; not starting it empty",
+                snapshots.len(),
+                plan.name
+            ),
+        )),
         (None, None) if plan.size_gib.is_some() => {
             notes.push(format!(
                 "no snapshot of {cluster}/{} exists; created an empty volume of {} GiB",
@@ -379,12 +400,18 @@ fn attached_to(volume: &Volume, instance_id: &str, device: &str) -> bool {
     })
 }
 
+/// How long a volume just created may be missing from DescribeVolumes.
+/// Longer, it is gone: EC2 deletes a volume it cannot create (from an
+/// encrypted snapshot whose KMS key it may not use, for one).
+const UNLISTED_GRACE: Duration = Duration::from_secs(60);
+
 async fn wait_available<A: RestoreApi, L: LifecycleApi>(
     api: &A,
     waiter: &mut Waiter<'_, L>,
     volume_id: &str,
     instance: &Instance,
 ) -> Result<Volume, Error> {
+    let started = tokio::time::Instant::now();
     loop {
         // A volume just created can be unknown to DescribeVolumes for a
         // moment (eventual consistency): wait for it like for `creating`.
@@ -402,6 +429,15 @@ async fn wait_available<A: RestoreApi, L: LifecycleApi>(
                 return Err(Error::resource(
                     format!("volume {volume_id}"),
                     format!("is {} instead of becoming available", v.state),
+                ));
+            }
+            None if started.elapsed() > UNLISTED_GRACE => {
+                return Err(Error::resource(
+                    format!("volume {volume_id}"),
+                    format!(
+                        "was created for {} but EC2 no longer lists it (a volume EC2 cannot create, e.g. from an encrypted snapshot whose KMS key it may not use, is deleted)",
+                        instance.id
+                    ),
                 ));
             }
             _ => {
@@ -426,21 +462,35 @@ async fn attach<A: RestoreApi, L: LifecycleApi>(
             // A duplicate delivery attached it; wait_attached checks where.
             Attach::VolumeInUse => return Ok(()),
             Attach::DeviceInUse => {
-                let now = api.instance(&instance.id).await?;
-                let holder = now
-                    .as_ref()
-                    .and_then(|i| i.device(device))
-                    .map(|d| d.volume_id.clone());
-                if holder.as_deref() == Some(volume_id) {
+                // A duplicate delivery may have attached this very volume;
+                // the volume's own attachments show it first.
+                if api
+                    .volume(volume_id)
+                    .await?
+                    .is_some_and(|v| attached_to(&v, &instance.id, device))
+                {
                     return Ok(());
                 }
-                return Err(Error::resource(
-                    format!("instance {}", instance.id),
-                    format!(
-                        "{device} was taken by {} while {volume_id} was being attached",
-                        holder.unwrap_or_else(|| "another volume".to_owned())
-                    ),
-                ));
+                let now = api.instance(&instance.id).await?;
+                match now
+                    .as_ref()
+                    .and_then(|i| i.device(device))
+                    .map(|d| d.volume_id.clone())
+                {
+                    Some(holder) if holder == volume_id => return Ok(()),
+                    Some(holder) => {
+                        return Err(Error::resource(
+                            format!("instance {}", instance.id),
+                            format!("{device} was taken by {holder} while {volume_id} was being attached"),
+                        ));
+                    }
+                    // Not listed yet on either side: look again.
+                    None => {
+                        waiter
+                            .pause(&format!("{device} on {} to show its volume", instance.id))
+                            .await?
+                    }
+                }
             }
             Attach::NotReady => {
                 if let Some(now) = api.instance(&instance.id).await?

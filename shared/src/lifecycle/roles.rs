@@ -100,7 +100,7 @@ impl<D: Dns> SearchRecords<D> {
         let record = dns::weighted_record(&node.cluster, &instance.id, &host, self.ttl)
             .map_err(|e| Error::resource(&instance.id, format!("cannot make its search record: {e}")))?;
         let ours = self.own_records(&record.name, &instance.id).await?;
-        if ours.len() == 1 && dns::same_record(&ours[0], &record) {
+        if is_only(&ours, &record) {
             return Ok(change("unchanged", &record));
         }
         if dry_run {
@@ -116,35 +116,53 @@ impl<D: Dns> SearchRecords<D> {
             .collect();
         changes.push(Change::Upsert(record.clone()));
         let comment = format!("ninelives lifecycle-hook: {} joins {}", instance.id, record.name);
-        self.dns.change(&comment, &changes).await?;
+        if let Err(err) = self.dns.change(&comment, &changes).await {
+            // A duplicate delivery may have made the same change first (our
+            // delete of the old record then finds nothing to delete).
+            if is_only(&self.own_records(&record.name, &instance.id).await?, &record) {
+                return Ok(change("unchanged", &record));
+            }
+            return Err(err);
+        }
         Ok(change("upserted", &record))
     }
 
     async fn leave(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
         let name = dns::record_name(&node.cluster)
             .map_err(|e| Error::resource(&instance.id, format!("cannot find its search record: {e}")))?;
-        let ours = self.own_records(&name, &instance.id).await?;
+        let gone = || RoleChange {
+            role: Role::Search.as_str().to_owned(),
+            action: "already-gone".to_owned(),
+            detail: Some(json!({ "name": name, "set_identifier": instance.id })),
+        };
+        let mut ours = self.own_records(&name, &instance.id).await?;
         let Some(first) = ours.first().cloned() else {
-            return Ok(RoleChange {
-                role: Role::Search.as_str().to_owned(),
-                action: "already-gone".to_owned(),
-                detail: Some(json!({ "name": name, "set_identifier": instance.id })),
-            });
+            return Ok(gone());
         };
         if dry_run {
             return Ok(change("would-delete", &first));
         }
         let comment = format!("ninelives lifecycle-hook: {} leaves {name}", instance.id);
-        let deletes: Vec<Change> = ours.into_iter().map(Change::Delete).collect();
-        if let Err(err) = self.dns.change(&comment, &deletes).await {
-            // A duplicate delivery may have deleted it between our listing
-            // and our delete (Route 53 then refuses the delete).
-            if self.own_records(&name, &instance.id).await?.is_empty() {
+        // Route 53 deletes a record only as it is now: when it changed
+        // between our listing and our delete (another member's join set a
+        // new TTL for the whole set), delete it as it is now.
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let deletes: Vec<Change> = ours.iter().cloned().map(Change::Delete).collect();
+            let Err(err) = self.dns.change(&comment, &deletes).await else {
+                return Ok(change("deleted", &first));
+            };
+            let now = self.own_records(&name, &instance.id).await?;
+            if now.is_empty() {
+                // A duplicate delivery deleted it first.
                 return Ok(change("already-gone", &first));
             }
-            return Err(err);
+            if now == ours || attempt == ATTEMPTS {
+                return Err(err);
+            }
+            ours = now;
         }
-        Ok(change("deleted", &first))
+        Ok(gone())
     }
 
     /// Records of `name` that belong to `instance_id` (its set identifier).
@@ -154,9 +172,22 @@ impl<D: Dns> SearchRecords<D> {
             .record_sets(name)
             .await?
             .into_iter()
-            .filter(|r| r.set_identifier.as_deref() == Some(instance_id) && !r.alias)
+            // Only a plain weighted record is the search role's: never an
+            // alias, a latency, failover or geolocation record someone
+            // else made with the same identifier.
+            .filter(|r| {
+                r.set_identifier.as_deref() == Some(instance_id)
+                    && r.weight.is_some()
+                    && !r.alias
+                    && !r.other_routing
+            })
             .collect())
     }
+}
+
+/// Whether `ours` is exactly the record wanted.
+fn is_only(ours: &[RecordSet], wanted: &RecordSet) -> bool {
+    ours.len() == 1 && dns::same_record(&ours[0], wanted)
 }
 
 fn change(action: &str, record: &RecordSet) -> RoleChange {

@@ -114,7 +114,9 @@ impl ActionSummary {
     /// Something a person should hear about: a volume made, a record
     /// changed, an action abandoned, a failure.
     pub fn changed(&self) -> bool {
-        self.volume.as_ref().is_some_and(VolumeReport::created)
+        self.volume
+            .as_ref()
+            .is_some_and(|v| v.created() || v.outcome == VolumeOutcome::DeviceInUse)
             || self.role.as_ref().is_some_and(RoleChange::changed)
             || matches!(
                 self.status,
@@ -143,6 +145,7 @@ impl ActionSummary {
                     v.device
                 ),
                 VolumeOutcome::WouldCreateEmpty => format!("would create an empty volume at {}", v.device),
+                VolumeOutcome::WouldResume => format!("would finish attaching {id} at {}", v.device),
                 VolumeOutcome::Unfinished => format!("volume at {} unfinished", v.device),
             });
         }
@@ -158,7 +161,8 @@ impl ActionSummary {
             (Status::NotActive, _) => "action no longer active".to_owned(),
             (Status::Ignored, _) => "ignored".to_owned(),
             (Status::WillRetry, _) => "will retry".to_owned(),
-            (Status::Failed, _) | (Status::DryRun, None) => "failed".to_owned(),
+            (Status::DryRun, None) => "dry run stopped by a transient failure".to_owned(),
+            (Status::Failed, _) => "failed".to_owned(),
         };
         parts.push(status);
         let mut line = parts.join("; ");
@@ -197,6 +201,13 @@ pub async fn handle<A: RestoreApi, L: LifecycleApi, R: Roles>(
             summary.status = Status::Ignored;
             summary.notes.push(reason);
         }
+        Ok(Flow::NotActive(message)) => {
+            tracing::warn!(instance_id = %action.instance_id, message = %message, "lifecycle action no longer active; nothing done");
+            summary.status = Status::NotActive;
+            summary.notes.push(format!(
+                "nothing done: {message} (completed by an earlier delivery, or timed out and the hook's default result applied)"
+            ));
+        }
         Ok(Flow::Done) => complete(lifecycle, action, ActionResult::Continue, &mut summary).await,
         Err(err) if err.is_retryable() => {
             tracing::warn!(instance_id = %action.instance_id, error = %err, error_type = %err.error_type(), "lifecycle action not finished; the event will be retried");
@@ -216,13 +227,15 @@ pub async fn handle<A: RestoreApi, L: LifecycleApi, R: Roles>(
             complete(lifecycle, action, ActionResult::Abandon, &mut summary).await;
         }
     }
-    summary.heartbeats = waiter.heartbeats;
+    summary.heartbeats += waiter.heartbeats;
     summary
 }
 
 enum Flow {
     Done,
     Ignore(String),
+    /// Auto Scaling no longer holds the action; nothing was done.
+    NotActive(String),
 }
 
 fn record_error(summary: &mut ActionSummary, err: &Error) {
@@ -258,6 +271,12 @@ async fn work<A: RestoreApi, L: LifecycleApi, R: Roles>(
     }
     match action.transition {
         Transition::Launch => {
+            // A launch event delivered late (a retry after the action timed
+            // out, or after the node was already terminated) must not
+            // restore or join anything: Auto Scaling has moved on.
+            if let Some(message) = waiter.still_active().await? {
+                return Ok(Flow::NotActive(message));
+            }
             if instance.is_gone() {
                 return Err(Error::resource(
                     format!("instance {}", instance.id),
@@ -354,6 +373,10 @@ async fn complete<L: LifecycleApi>(
             } else {
                 Status::Failed
             };
+            // Keep the action alive for the retry (best effort).
+            if err.is_retryable() && matches!(lifecycle.heartbeat(action).await, Ok(Accepted::Yes)) {
+                summary.heartbeats += 1;
+            }
             if summary.error.is_none() {
                 record_error(summary, &err);
             } else {

@@ -108,6 +108,23 @@ impl<'a, L: LifecycleApi> Waiter<'a, L> {
         }
     }
 
+    /// Whether Auto Scaling still holds the action, asked with a heartbeat
+    /// (which also restarts its timeout): `Some(message)` when it does not.
+    /// A dry run does not ask, since a heartbeat changes the action.
+    pub async fn still_active(&mut self) -> Result<Option<String>, Error> {
+        if self.dry_run {
+            return Ok(None);
+        }
+        match self.lifecycle.heartbeat(self.action).await? {
+            Accepted::Yes => {
+                self.heartbeats += 1;
+                self.last_beat = Instant::now();
+                Ok(None)
+            }
+            Accepted::NotActive(message) => Ok(Some(message)),
+        }
+    }
+
     /// Records a heartbeat now; best effort (a failure is logged and noted,
     /// and the work goes on).
     pub async fn beat(&mut self) {

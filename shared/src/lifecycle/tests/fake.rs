@@ -16,6 +16,9 @@ use crate::lifecycle::ports::{
 };
 use crate::tags;
 
+/// Another writer's change to the records.
+pub type Meddle = Box<dyn FnOnce(&mut Vec<RecordSet>) + Send>;
+
 #[derive(Default)]
 pub struct State {
     pub instances: BTreeMap<String, Instance>,
@@ -35,6 +38,9 @@ pub struct State {
     pub calls: BTreeMap<&'static str, u32>,
     /// Volumes stay `creating` for this many DescribeVolumes calls.
     pub creating_polls: u32,
+    /// Runs once at the next ChangeResourceRecordSets, before it applies:
+    /// what another writer did between a listing and a change.
+    pub before_change: Option<Meddle>,
     next: u32,
 }
 
@@ -282,8 +288,14 @@ impl LifecycleApi for FakeCloud {
         Ok(Accepted::Yes)
     }
 
-    async fn heartbeat(&self, _action: &LifecycleAction) -> Result<Accepted, Error> {
+    async fn heartbeat(&self, action: &LifecycleAction) -> Result<Accepted, Error> {
         let mut s = self.enter("RecordLifecycleActionHeartbeat")?;
+        let key = action.token.clone().unwrap_or_else(|| action.instance_id.clone());
+        if s.completed.iter().any(|(k, _)| *k == key) {
+            return Ok(Accepted::NotActive(format!(
+                "No active Lifecycle Action found with token {key}"
+            )));
+        }
         s.heartbeats += 1;
         Ok(Accepted::Yes)
     }
@@ -302,6 +314,9 @@ impl Dns for FakeCloud {
 
     async fn change(&self, _comment: &str, changes: &[Change]) -> Result<(), Error> {
         let mut s = self.enter("ChangeResourceRecordSets")?;
+        if let Some(meddle) = s.before_change.take() {
+            meddle(&mut s.records);
+        }
         // Route 53 applies a batch all or nothing, and deletes only exact
         // matches.
         let mut records = s.records.clone();

@@ -280,6 +280,36 @@ async fn no_snapshot_yet() {
 }
 
 #[tokio::test]
+async fn snapshots_that_are_no_backup_never_lead_to_an_empty_volume() {
+    let mut invalid = snapshot("snap-00000011", CLUSTER, "main", 10, SnapshotState::Completed);
+    invalid
+        .tags
+        .insert(tags::INVALID.into(), "attached mid-run".into());
+    let broken = snapshot("snap-00000012", CLUSTER, "main", 20, SnapshotState::Error);
+    let cloud = FakeCloud::with(vec![], vec![invalid, broken]);
+    let err = run(&cloud, &[(tags::SIZE, "10")], false).await.0.unwrap_err();
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string()
+            .contains("2 snapshots of kate.example.com/main exist"),
+        "{err}"
+    );
+    assert!(cloud.data_volumes().is_empty());
+}
+
+#[tokio::test]
+async fn a_dry_run_after_a_half_finished_delivery_would_resume() {
+    let cloud = FakeCloud::with(vec![], snapshots());
+    cloud.fail("AttachVolume", 1, true);
+    assert!(run(&cloud, &[], false).await.0.is_err());
+    let (result, report, _) = run(&cloud, &[], true).await;
+    result.unwrap();
+    assert_eq!(report.outcome, VolumeOutcome::WouldResume);
+    assert!(!report.created());
+    assert!(cloud.data_volumes()[0].attachments.is_empty());
+}
+
+#[tokio::test]
 async fn a_newer_pending_snapshot_is_noted_not_waited_for() {
     let mut list = snapshots();
     list.push(snapshot(

@@ -2,6 +2,7 @@
 //! that must fail loudly until their issues fill them.
 
 use super::*;
+use crate::dns;
 use crate::lifecycle::fake::{FakeCloud, instance};
 use crate::lifecycle::node::plan;
 use crate::tags;
@@ -76,6 +77,55 @@ async fn an_endpoint_change_of_type_replaces_the_old_record() {
     assert_eq!(s.records.len(), 1);
     assert_eq!(s.records[0].record_type, "A");
     assert_eq!(s.records[0].values, vec!["10.9.9.9".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_delete_retries_when_the_record_changed_since_it_was_listed() {
+    let cloud = FakeCloud::default();
+    let roles = ClusterRoles::new(Some(SearchRecords::new(&cloud, 60)));
+    let (i, p) = search_node(None);
+    roles.join(&i, &p, false).await.unwrap();
+    // Another member's join set a new TTL for the whole set meanwhile.
+    cloud.state.lock().unwrap().before_change = Some(Box::new(|records| {
+        for r in records.iter_mut() {
+            r.ttl = Some(300);
+        }
+    }));
+    assert_eq!(roles.leave(&i, &p, false).await.unwrap().action, "deleted");
+    assert!(cloud.state.lock().unwrap().records.is_empty());
+}
+
+#[tokio::test]
+async fn a_join_that_a_duplicate_finished_first_is_unchanged() {
+    let cloud = FakeCloud::default();
+    let roles = ClusterRoles::new(Some(SearchRecords::new(&cloud, 60)));
+    let (i, p) = search_node(None);
+    roles.join(&i, &p, false).await.unwrap();
+    let (_, by_address) = search_node(Some("10.9.9.9"));
+    let wanted = dns::weighted_record("search.example.com", &i.id, "10.9.9.9", 60).unwrap();
+    // The duplicate replaced the CNAME with the A record just before us.
+    cloud.state.lock().unwrap().before_change = Some(Box::new(move |records| {
+        records.clear();
+        records.push(wanted);
+    }));
+    assert_eq!(
+        roles.join(&i, &by_address, false).await.unwrap().action,
+        "unchanged"
+    );
+    assert_eq!(cloud.state.lock().unwrap().records.len(), 1);
+}
+
+#[tokio::test]
+async fn records_with_other_routing_are_never_ours() {
+    let cloud = FakeCloud::default();
+    let roles = ClusterRoles::new(Some(SearchRecords::new(&cloud, 60)));
+    let (i, p) = search_node(None);
+    let mut failover = dns::weighted_record("search.example.com", &i.id, "10.0.0.7", 60).unwrap();
+    failover.weight = None;
+    failover.other_routing = true;
+    cloud.state.lock().unwrap().records.push(failover.clone());
+    assert_eq!(roles.leave(&i, &p, false).await.unwrap().action, "already-gone");
+    assert_eq!(cloud.state.lock().unwrap().records, vec![failover]);
 }
 
 #[tokio::test]

@@ -93,6 +93,29 @@ async fn launch_restores_joins_and_continues() {
 }
 
 #[tokio::test]
+async fn a_late_launch_after_terminate_restores_and_joins_nothing() {
+    let cloud = cloud_with(&[(tags::CLUSTER, "kate.example.com"), (tags::ROLE, "search")]);
+    assert_eq!(
+        go(&cloud, Transition::Launch, false).await.status,
+        Status::Continued
+    );
+    assert_eq!(
+        go(&cloud, Transition::Terminate, false).await.status,
+        Status::Continued
+    );
+    assert!(cloud.state.lock().unwrap().records.is_empty());
+    // The launch event again, long after (a redelivery).
+    let s = go(&cloud, Transition::Launch, false).await;
+    assert_eq!(s.status, Status::NotActive);
+    assert!(s.role.is_none() && s.volume.is_none());
+    assert!(
+        cloud.state.lock().unwrap().records.is_empty(),
+        "no record brought back"
+    );
+    assert_eq!(cloud.calls("ChangeResourceRecordSets"), 2);
+}
+
+#[tokio::test]
 async fn unfixable_failures_abandon_with_the_reason() {
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (
@@ -137,7 +160,10 @@ async fn transient_failures_heartbeat_and_return_a_retryable_error() {
         completed(&cloud).is_empty(),
         "the action stays open for the retry"
     );
-    assert_eq!(s.heartbeats, 1);
+    assert_eq!(
+        s.heartbeats, 2,
+        "one to check the action is active, one for the retry"
+    );
     assert!(s.changed());
 
     let again = go(&cloud, Transition::Launch, false).await;
