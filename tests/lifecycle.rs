@@ -44,8 +44,8 @@ fn vtag<'a>(v: &'a aws_sdk_ec2::types::Volume, key: &str) -> Option<&'a str> {
         .and_then(|t| t.value())
 }
 
-/// (device, volume id, delete on termination) of an instance's block devices.
-async fn devices(ec2: &Ec2, instance: &str) -> Vec<(String, String, bool)> {
+/// The instance as EC2 describes it.
+async fn described(ec2: &Ec2, instance: &str) -> aws_sdk_ec2::types::Instance {
     let out = ec2
         .client
         .describe_instances()
@@ -53,10 +53,15 @@ async fn devices(ec2: &Ec2, instance: &str) -> Vec<(String, String, bool)> {
         .send()
         .await
         .expect("DescribeInstances");
-    out.reservations()
+    out.reservations()[0].instances()[0].clone()
+}
+
+/// (device, volume id, delete on termination) of an instance's block devices.
+async fn devices(ec2: &Ec2, instance: &str) -> Vec<(String, String, bool)> {
+    described(ec2, instance)
+        .await
+        .block_device_mappings()
         .iter()
-        .flat_map(|r| r.instances())
-        .flat_map(|i| i.block_device_mappings())
         .filter_map(|m| {
             let ebs = m.ebs()?;
             Some((
@@ -68,19 +73,21 @@ async fn devices(ec2: &Ec2, instance: &str) -> Vec<(String, String, bool)> {
         .collect()
 }
 
-async fn availability_zone(ec2: &Ec2, instance: &str) -> String {
-    let out = ec2
-        .client
-        .describe_instances()
-        .instance_ids(instance)
-        .send()
-        .await
-        .expect("DescribeInstances");
-    out.reservations()[0].instances()[0]
-        .placement()
-        .and_then(|p| p.availability_zone())
-        .unwrap()
-        .to_owned()
+/// A region emptied for one test, its EC2, a cluster name of its own
+/// (`<prefix>-<unique>.example.com`), and a group of one whose instances
+/// carry that cluster tag and `extra`.
+async fn setup(
+    region: &'static str,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> (aws_config::SdkConfig, Ec2, String, Group) {
+    let sdk = fresh(region).await;
+    let ec2 = Ec2::new(&sdk);
+    let cluster = format!("{prefix}-{}.example.com", unique());
+    let mut pairs = vec![(tags::CLUSTER, cluster.as_str())];
+    pairs.extend_from_slice(extra);
+    let group = Group::create(&sdk, region, &pairs).await;
+    (sdk, ec2, cluster, group)
 }
 
 fn token_of(e: &Value) -> String {
@@ -90,19 +97,8 @@ fn token_of(e: &Value) -> String {
 #[tokio::test]
 async fn a_replacement_gets_its_data_back_from_the_latest_snapshot() {
     let region = "us-east-2";
-    let sdk = fresh(region).await;
-    let ec2 = Ec2::new(&sdk);
-    let cluster = format!("pg-{}.example.com", unique());
-    let group = Group::create(
-        &sdk,
-        region,
-        &[
-            (tags::CLUSTER, &cluster),
-            (tags::ROLE, "postgres"),
-            (tags::SIZE, "10"),
-        ],
-    )
-    .await;
+    let (sdk, ec2, cluster, group) =
+        setup(region, "pg", &[(tags::ROLE, "postgres"), (tags::SIZE, "10")]).await;
     let h = hook(&sdk, &[]);
     let first = group.instances().await.remove(0);
 
@@ -139,7 +135,12 @@ async fn a_replacement_gets_its_data_back_from_the_latest_snapshot() {
     // The instance dies; Auto Scaling launches a replacement.
     let second = group.replace(&first).await;
     assert_ne!(second, first);
-    let az = availability_zone(&ec2, &second).await;
+    let az = described(&ec2, &second)
+        .await
+        .placement()
+        .and_then(|p| p.availability_zone())
+        .unwrap()
+        .to_owned();
     let launch2 = group.event("launch", &second);
     let result = invoke(&h, launch2.clone()).await.expect("replacement launch");
     assert_eq!(result["status"], "continued", "{result:#}");
@@ -301,15 +302,8 @@ async fn search_nodes_get_a_weighted_record_and_lose_only_theirs() {
     assert_eq!(r.r#type(), &RrType::Cname);
     assert_eq!(r.weight(), Some(100));
     assert_eq!(r.ttl(), Some(30));
-    let private_dns = ec2
-        .client
-        .describe_instances()
-        .instance_ids(&node)
-        .send()
+    let private_dns = described(&ec2, &node)
         .await
-        .unwrap()
-        .reservations()[0]
-        .instances()[0]
         .private_dns_name()
         .unwrap()
         .to_owned();
@@ -518,20 +512,13 @@ fn rewrite(mut fixture: Value, set: &dyn Fn(&mut Value)) -> Value {
 #[tokio::test]
 async fn every_delivery_shape_completes_its_action() {
     let region = "eu-west-3";
-    let sdk = fresh(region).await;
-    let cluster = format!("shape-{}.example.com", unique());
-    let h = hook(&sdk, &[]);
-    let group = Group::create(
-        &sdk,
+    let (sdk, ec2, _, group) = setup(
         region,
-        &[
-            (tags::CLUSTER, &cluster),
-            (tags::ROLE, "search"),
-            (tags::RESTORE, "none"),
-            (tags::SIZE, "1"),
-        ],
+        "shape",
+        &[(tags::ROLE, "search"), (tags::RESTORE, "none"), (tags::SIZE, "1")],
     )
     .await;
+    let h = hook(&sdk, &[]);
     let node = group.instances().await.remove(0);
     let zone = hosted_zone(&sdk, "example.com").await;
     let h_search = hook(&sdk, &[("HOSTED_ZONE_ID", &zone)]);
@@ -572,7 +559,7 @@ async fn every_delivery_shape_completes_its_action() {
             "{file}: {done:?}"
         );
     }
-    let volumes = data_volumes(&Ec2::new(&sdk)).await;
+    let volumes = data_volumes(&ec2).await;
     assert_eq!(volumes.len(), 1, "one empty volume, whatever the route");
 
     // Test notifications and instances that are not ours: acknowledged,
@@ -608,19 +595,7 @@ async fn every_delivery_shape_completes_its_action() {
 #[tokio::test]
 async fn dry_run_creates_and_completes_nothing() {
     let region = "ap-northeast-2";
-    let sdk = fresh(region).await;
-    let ec2 = Ec2::new(&sdk);
-    let cluster = format!("dry-{}.example.com", unique());
-    let group = Group::create(
-        &sdk,
-        region,
-        &[
-            (tags::CLUSTER, &cluster),
-            (tags::RESTORE, "none"),
-            (tags::SIZE, "5"),
-        ],
-    )
-    .await;
+    let (sdk, ec2, _, group) = setup(region, "dry", &[(tags::RESTORE, "none"), (tags::SIZE, "5")]).await;
     let node = group.instances().await.remove(0);
     let h = hook(&sdk, &[("DRY_RUN", "true")]);
     let result = invoke(&h, group.event("launch", &node)).await.expect("dry run");

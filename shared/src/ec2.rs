@@ -118,12 +118,13 @@ fn volume_from_sdk(v: &aws_sdk_ec2::types::Volume) -> Option<Volume> {
     })
 }
 
-impl BackupApi for Ec2 {
-    async fn tagged_volumes(&self) -> Result<Vec<Volume>, Error> {
+impl Ec2 {
+    /// Every volume `filter` selects, every page.
+    async fn volumes_where(&self, filter: Filter) -> Result<Vec<Volume>, Error> {
         let mut pages = self
             .client
             .describe_volumes()
-            .filters(filter("tag-key", [tags::CLUSTER]))
+            .filters(filter)
             .into_paginator()
             .page_size(VOLUME_PAGE)
             .items()
@@ -136,6 +137,12 @@ impl BackupApi for Ec2 {
             }
         }
         Ok(volumes)
+    }
+}
+
+impl BackupApi for Ec2 {
+    async fn tagged_volumes(&self) -> Result<Vec<Volume>, Error> {
+        self.volumes_where(filter("tag-key", [tags::CLUSTER])).await
     }
 
     async fn instance_disks(&self, instance_ids: &[String]) -> Result<Vec<InstanceDisks>, Error> {

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
     TagSpecification, VolumeType,
 };
 
-use super::{Ec2, VOLUME_PAGE, filter, from_sdk_tags, snapshot_from_sdk, to_sdk_tags, volume_from_sdk};
+use super::{Ec2, filter, from_sdk_tags, snapshot_from_sdk, to_sdk_tags, volume_from_sdk};
 use crate::backup::model::{Snapshot, SnapshotQuery, Volume};
 use crate::backup::ports::BackupApi;
 use crate::error::Error;
@@ -128,25 +128,12 @@ impl RestoreApi for Ec2 {
     }
 
     async fn volumes_restored_for(&self, instance_id: &str) -> Result<Vec<Volume>, Error> {
-        let mut pages = self
-            .client
-            .describe_volumes()
-            .filters(filter(&format!("tag:{}", tags::RESTORED_FOR), [instance_id]))
-            .into_paginator()
-            .page_size(VOLUME_PAGE)
-            .items()
-            .send();
-        let mut volumes = Vec::new();
-        while let Some(item) = pages.next().await {
-            let v = item.map_err(|e| Error::aws("ec2:DescribeVolumes", e))?;
-            // Checked again: an endpoint that ignored the filter must not
-            // hand us someone else's volume.
-            if let Some(volume) = volume_from_sdk(&v)
-                && volume.tags.get(tags::RESTORED_FOR).map(String::as_str) == Some(instance_id)
-            {
-                volumes.push(volume);
-            }
-        }
+        let mut volumes = self
+            .volumes_where(filter(&format!("tag:{}", tags::RESTORED_FOR), [instance_id]))
+            .await?;
+        // Checked again: an endpoint that ignored the filter must not hand
+        // us someone else's volume.
+        volumes.retain(|v| v.tags.get(tags::RESTORED_FOR).map(String::as_str) == Some(instance_id));
         Ok(volumes)
     }
 
