@@ -300,7 +300,8 @@ def restore_on_replacement() -> None:
         f"{'no volume touched' if 'volume' not in again else again['volume']['outcome']}: "
         "no second volume, no second completion")
     for a in recorded_actions("cache"):
-        say(f"     Auto Scaling heard: {a['action']} {a['result'] or ''} for {a['instance_id']}")
+        what = " ".join(x for x in (a["action"], a["result"]) if x)
+        say(f"     Auto Scaling heard: {what} for {a['instance_id']}")
 
 
 def search_records() -> None:
