@@ -53,6 +53,42 @@ pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|event| Box::pin(handler.handle(event)))).await
 }
 
+/// What every function's run produces: a JSON summary that can say in one
+/// line what happened, whether a person should hear of it, and which error
+/// (if any) the invocation must return.
+pub trait Summary: Serialize {
+    /// One line for the log message and the notification subject.
+    fn headline(&self) -> String;
+    /// Whether the run changed something worth a notification.
+    fn changed(&self) -> bool;
+    /// The error to return when the run did not finish its work; taken
+    /// once.
+    fn take_outcome_error(&mut self) -> Option<Error>;
+}
+
+/// Ends a run with its summary: [`report`] with the summary's own headline,
+/// change and error.
+pub async fn finish<S: Summary>(
+    notifier: &impl Notifier,
+    function: &'static str,
+    mut summary: S,
+) -> Result<Value, Error> {
+    let error = summary.take_outcome_error();
+    let headline = summary.headline();
+    let changed = summary.changed();
+    report(
+        notifier,
+        Outcome {
+            function,
+            summary: &summary,
+            headline,
+            changed,
+            error,
+        },
+    )
+    .await
+}
+
 /// How a run ended, for [`report`].
 pub struct Outcome<'a, S> {
     pub function: &'static str,

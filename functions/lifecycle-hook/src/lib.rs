@@ -15,7 +15,7 @@ use shared::config::{Common, Env, number};
 use shared::dns;
 use shared::ec2::Ec2;
 use shared::envelope::Delivery;
-use shared::function::{Function, Outcome, report};
+use shared::function::{Function, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::lifecycle::action::{self, Request};
 use shared::lifecycle::ports::{LifecycleApi, RestoreApi, Roles};
@@ -117,7 +117,7 @@ impl<E: RestoreApi, L: LifecycleApi, R: Roles, N: Notifier> LifecycleHook<E, L, 
             volume_type: self.config.volume_type.clone(),
             poll: self.config.poll,
         };
-        let mut summary = run::handle(
+        let summary = run::handle(
             &self.ec2,
             &self.lifecycle,
             &self.roles,
@@ -126,18 +126,7 @@ impl<E: RestoreApi, L: LifecycleApi, R: Roles, N: Notifier> LifecycleHook<E, L, 
             &invocation.deadline,
         )
         .await;
-        let error = summary.take_outcome_error();
-        report(
-            &self.notifier,
-            Outcome {
-                function: NAME,
-                summary: &summary,
-                headline: summary.headline(),
-                changed: summary.changed(),
-                error,
-            },
-        )
-        .await
+        finish(&self.notifier, NAME, summary).await
     }
 }
 

@@ -17,7 +17,7 @@ use shared::backup::purge::{PurgeRun, purge};
 use shared::config::{self, Common, Env};
 use shared::ec2::Ec2;
 use shared::envelope::{Delivery, Payload};
-use shared::function::{Function, Outcome, report};
+use shared::function::{Function, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::notify::{Notifier, SnsNotifier};
 use shared::{ConfigError, Error, EventError};
@@ -113,19 +113,8 @@ impl<A: BackupApi, N: Notifier> PurgeSnapshots<A, N> {
             concurrency: self.config.concurrency,
         };
         tracing::info!(function = NAME, route = %delivery.route(), dry_run = run.dry_run, deletes_per_second = run.deletes_per_second, "purge starting");
-        let mut summary = purge(&self.api, &run, &invocation.deadline).await?;
-        let error = summary.take_outcome_error();
-        report(
-            &self.notifier,
-            Outcome {
-                function: NAME,
-                summary: &summary,
-                headline: summary.headline(),
-                changed: summary.changed(),
-                error,
-            },
-        )
-        .await
+        let summary = purge(&self.api, &run, &invocation.deadline).await?;
+        finish(&self.notifier, NAME, summary).await
     }
 }
 

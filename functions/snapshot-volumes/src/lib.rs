@@ -18,7 +18,7 @@ use shared::backup::tier::{Retention, Tier};
 use shared::config::{Common, Env};
 use shared::ec2::Ec2;
 use shared::envelope::{Delivery, Payload};
-use shared::function::{Function, Outcome, report};
+use shared::function::{Function, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::notify::{Notifier, SnsNotifier};
 use shared::{ConfigError, Error, EventError};
@@ -187,19 +187,8 @@ impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
             dry_run: self.config.common.dry_run || request.dry_run,
         };
         tracing::info!(function = NAME, route = %delivery.route(), tier = %run.tier, period = %run.period(), dry_run = run.dry_run, "snapshot run starting");
-        let mut summary = take_snapshots(&self.api, &NoAppHooks, &run, &invocation.deadline).await?;
-        let error = summary.take_outcome_error();
-        report(
-            &self.notifier,
-            Outcome {
-                function: NAME,
-                summary: &summary,
-                headline: summary.headline(),
-                changed: summary.changed(),
-                error,
-            },
-        )
-        .await
+        let summary = take_snapshots(&self.api, &NoAppHooks, &run, &invocation.deadline).await?;
+        finish(&self.notifier, NAME, summary).await
     }
 }
 

@@ -32,6 +32,7 @@ use super::model::{DeleteOutcome, Snapshot, SnapshotQuery, SnapshotState};
 use super::ports::BackupApi;
 use super::tier::{format_time, parse_time};
 use crate::error::Error;
+use crate::function::Summary;
 use crate::invocation::Deadline;
 use crate::pace::Pacer;
 use crate::tags;
@@ -213,8 +214,10 @@ pub struct PurgeSummary {
     pub errors: Vec<Error>,
 }
 
-impl PurgeSummary {
-    pub fn headline(&self) -> String {
+impl PurgeSummary {}
+
+impl Summary for PurgeSummary {
+    fn headline(&self) -> String {
         let mut s = if self.dry_run {
             format!("would delete {} expired snapshots", self.would_delete.len())
         } else {
@@ -234,10 +237,14 @@ impl PurgeSummary {
         s
     }
 
+    fn changed(&self) -> bool {
+        !self.dry_run && (!self.deleted.is_empty() || !self.failed.is_empty())
+    }
+
     /// Failures make the invocation fail (after the summary is logged), so
     /// alarms see them; what was deleted stays deleted. Running out of time
     /// is not a failure: the next scheduled run continues.
-    pub fn take_outcome_error(&mut self) -> Option<Error> {
+    fn take_outcome_error(&mut self) -> Option<Error> {
         let errors = std::mem::take(&mut self.errors);
         let retryable = errors.iter().any(Error::is_retryable);
         let first = errors.into_iter().next()?;
@@ -248,10 +255,6 @@ impl PurgeSummary {
             retryable,
             first: Box::new(first),
         })
-    }
-
-    pub fn changed(&self) -> bool {
-        !self.dry_run && (!self.deleted.is_empty() || !self.failed.is_empty())
     }
 }
 

@@ -32,6 +32,7 @@ use super::ports::BackupApi;
 use super::select::{Group, Skipped, Target, select};
 use super::tier::{Retention, Tier, format_time};
 use crate::error::Error;
+use crate::function::Summary;
 use crate::invocation::Deadline;
 use crate::tags;
 
@@ -173,8 +174,20 @@ impl SnapshotSummary {
             .len()
     }
 
+    fn fail(&mut self, volume_ids: Vec<String>, err: Error) {
+        tracing::error!(volume_ids = ?volume_ids, error = %err, "snapshot failed");
+        self.failed.push(Failed {
+            volume_ids,
+            error: err.to_string(),
+            error_type: err.error_type(),
+        });
+        self.errors.push(err);
+    }
+}
+
+impl Summary for SnapshotSummary {
     /// One line for a notification subject.
-    pub fn headline(&self) -> String {
+    fn headline(&self) -> String {
         let (verb, n) = if self.dry_run {
             ("would create", self.would_create.len())
         } else {
@@ -192,7 +205,7 @@ impl SnapshotSummary {
     }
 
     /// Whether the run changed something worth telling.
-    pub fn changed(&self) -> bool {
+    fn changed(&self) -> bool {
         !self.dry_run
             && (!self.created.is_empty()
                 || !self.failed.is_empty()
@@ -203,7 +216,7 @@ impl SnapshotSummary {
     /// The error a function reports when the run did not finish, so that
     /// Lambda's retry (same event, same period) completes it. Takes the
     /// kept errors.
-    pub fn take_outcome_error(&mut self) -> Option<Error> {
+    fn take_outcome_error(&mut self) -> Option<Error> {
         if !self.errors.is_empty() {
             let errors = std::mem::take(&mut self.errors);
             let failed = self.failed_volumes();
@@ -235,16 +248,6 @@ impl SnapshotSummary {
             });
         }
         None
-    }
-
-    fn fail(&mut self, volume_ids: Vec<String>, err: Error) {
-        tracing::error!(volume_ids = ?volume_ids, error = %err, "snapshot failed");
-        self.failed.push(Failed {
-            volume_ids,
-            error: err.to_string(),
-            error_type: err.error_type(),
-        });
-        self.errors.push(err);
     }
 }
 

@@ -248,7 +248,12 @@ fn name_field(value: String, field: &'static str) -> Result<String, EventError> 
 }
 
 pub fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|hex| {
+    is_resource_id(id, "i-")
+}
+
+/// An EC2 resource id: `prefix` and 8 or 17 lower-case hex digits.
+pub fn is_resource_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|hex| {
         (hex.len() == 8 || hex.len() == 17)
             && hex
                 .bytes()

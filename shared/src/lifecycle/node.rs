@@ -203,12 +203,7 @@ fn source(value: &str) -> Result<Source, String> {
 }
 
 pub fn is_snapshot_id(id: &str) -> bool {
-    id.strip_prefix("snap-").is_some_and(|hex| {
-        (hex.len() == 8 || hex.len() == 17)
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    super::action::is_resource_id(id, "snap-")
 }
 
 /// Device names EC2 accepts for an attached EBS volume on Linux:

@@ -25,6 +25,7 @@ use super::ports::{Accepted, ActionResult, Instance, LifecycleApi, RestoreApi, R
 use super::restore::{RestoreSettings, VolumeOutcome, VolumeReport, restore};
 use super::wait::Waiter;
 use crate::error::Error;
+use crate::function::Summary;
 use crate::invocation::Deadline;
 
 /// How recently an action must have started for EC2 not knowing its
@@ -105,26 +106,10 @@ impl ActionSummary {
             outcome_error: None,
         }
     }
+}
 
-    /// The error the invocation must return, if any.
-    pub fn take_outcome_error(&mut self) -> Option<Error> {
-        self.outcome_error.take()
-    }
-
-    /// Something a person should hear about: a volume made, a record
-    /// changed, an action abandoned, a failure.
-    pub fn changed(&self) -> bool {
-        self.volume
-            .as_ref()
-            .is_some_and(|v| v.created() || v.outcome == VolumeOutcome::DeviceInUse)
-            || self.role.as_ref().is_some_and(RoleChange::changed)
-            || matches!(
-                self.status,
-                Status::Abandoned | Status::WillRetry | Status::Failed
-            )
-    }
-
-    pub fn headline(&self) -> String {
+impl Summary for ActionSummary {
+    fn headline(&self) -> String {
         let a = &self.lifecycle_action;
         let mut parts = vec![format!("{} of {} in {}", a.transition, a.instance_id, a.group)];
         if let Some(v) = &self.volume {
@@ -171,6 +156,24 @@ impl ActionSummary {
             line.push_str(e);
         }
         line
+    }
+
+    /// Something a person should hear about: a volume made, a record
+    /// changed, an action abandoned, a failure.
+    fn changed(&self) -> bool {
+        self.volume
+            .as_ref()
+            .is_some_and(|v| v.created() || v.outcome == VolumeOutcome::DeviceInUse)
+            || self.role.as_ref().is_some_and(RoleChange::changed)
+            || matches!(
+                self.status,
+                Status::Abandoned | Status::WillRetry | Status::Failed
+            )
+    }
+
+    /// The error the invocation must return, if any.
+    fn take_outcome_error(&mut self) -> Option<Error> {
+        self.outcome_error.take()
     }
 }
 
