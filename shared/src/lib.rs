@@ -6,6 +6,7 @@
 pub mod autoscaling;
 pub mod aws;
 pub mod backup;
+pub mod chain;
 pub mod config;
 pub mod dns;
 pub mod ec2;

@@ -1,0 +1,1 @@
+//! Planning (being written).

@@ -1,0 +1,1 @@
+//! Reconciling (being written).
