@@ -40,6 +40,9 @@ pub struct RecordSet {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", content = "record", rename_all = "UPPERCASE")]
 pub enum Change {
+    /// Fails (and with it the whole batch) when the record exists: with a
+    /// DELETE of the old record in the same batch, a compare-and-swap.
+    Create(RecordSet),
     Upsert(RecordSet),
     /// Route 53 deletes only a record given exactly as it is.
     Delete(RecordSet),
@@ -135,6 +138,28 @@ pub fn weighted_record(name: &str, set_identifier: &str, host: &str, ttl: i64) -
 
 /// Whether two records say the same thing (names and values compared
 /// without case and trailing dots, values in any order).
+/// A plain record (no set identifier, weight, alias or other routing)
+/// pointing `name` at `host`.
+pub fn simple_record(name: &str, host: &str, ttl: i64) -> Result<RecordSet, String> {
+    let (record_type, value) = target(host)?;
+    Ok(RecordSet {
+        name: record_name(name)?,
+        record_type: record_type.to_owned(),
+        set_identifier: None,
+        weight: None,
+        ttl: Some(ttl),
+        values: vec![value],
+        alias: false,
+        other_routing: false,
+    })
+}
+
+/// Whether a record is one ninelives may own as a plain pointer: no set
+/// identifier, weight, alias or other routing.
+pub fn is_simple(r: &RecordSet) -> bool {
+    r.set_identifier.is_none() && r.weight.is_none() && !r.alias && !r.other_routing
+}
+
 pub fn same_record(a: &RecordSet, b: &RecordSet) -> bool {
     let values = |r: &RecordSet| {
         let mut v: Vec<String> = r.values.iter().map(|v| normalize_name(v)).collect();

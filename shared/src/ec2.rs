@@ -18,6 +18,7 @@ use crate::backup::ports::BackupApi;
 use crate::error::Error;
 use crate::tags;
 
+mod nodes;
 mod restore;
 
 /// Page sizes: the largest each call accepts.

@@ -138,6 +138,7 @@ impl Dns for Route53 {
             .iter()
             .map(|c| {
                 let (action, record) = match c {
+                    Change::Create(r) => (ChangeAction::Create, r),
                     Change::Upsert(r) => (ChangeAction::Upsert, r),
                     Change::Delete(r) => (ChangeAction::Delete, r),
                 };

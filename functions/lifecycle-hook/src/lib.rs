@@ -11,6 +11,9 @@ use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use shared::autoscaling::AutoScaling;
+use shared::chain::config::{policy, redis_settings};
+use shared::chain::plan::Policy;
+use shared::chain::reconcile::Settings as ChainSettings;
 use shared::config::{Common, Env, number};
 use shared::dns;
 use shared::ec2::Ec2;
@@ -19,9 +22,10 @@ use shared::function::{Function, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::lifecycle::action::{self, Request};
 use shared::lifecycle::ports::{LifecycleApi, RestoreApi, Roles};
-use shared::lifecycle::roles::{ClusterRoles, SearchRecords};
+use shared::lifecycle::roles::{ClusterRoles, RedisChain, SearchRecords};
 use shared::lifecycle::run::{self, Settings};
 use shared::notify::{Notifier, SnsNotifier};
+use shared::redis_node::{RedisNodes, RedisSettings};
 use shared::route53::Route53;
 use shared::{ConfigError, Error};
 
@@ -44,6 +48,12 @@ pub struct Config {
     pub volume_type: String,
     /// Time between checks while EC2 creates or attaches a volume.
     pub poll: Duration,
+    /// `REDIS_*`: how to reach the nodes of a `redis` role.
+    pub redis: RedisSettings,
+    pub policy: Policy,
+    /// `REDIS_JOIN_WAIT_SECONDS`: how long a launching Redis node may take
+    /// to answer before the join is retried (default 60).
+    pub join_wait: Duration,
 }
 
 impl Config {
@@ -72,11 +82,16 @@ impl Config {
             record_ttl: number(env, "RECORD_TTL", 60, 0, 86_400)?,
             volume_type,
             poll: Duration::from_secs(2),
+            redis: redis_settings(env)?,
+            policy: policy(env)?,
+            join_wait: Duration::from_secs(number(env, "REDIS_JOIN_WAIT_SECONDS", 60, 0, 900)?),
         })
     }
 }
 
-pub struct LifecycleHook<E = Ec2, L = AutoScaling, R = ClusterRoles<Route53>, N = SnsNotifier> {
+type Roles53 = ClusterRoles<Route53, RedisChain<RedisNodes, Route53, Ec2>>;
+
+pub struct LifecycleHook<E = Ec2, L = AutoScaling, R = Roles53, N = SnsNotifier> {
     config: Config,
     ec2: E,
     lifecycle: L,
@@ -143,12 +158,27 @@ impl Function for LifecycleHook {
             .hosted_zone_id
             .as_ref()
             .map(|zone| SearchRecords::new(Route53::from_conf(sdk, zone.clone()), config.record_ttl));
+        let chain = config.hosted_zone_id.as_ref().map(|zone| {
+            RedisChain::new(
+                RedisNodes::new(config.redis.clone()),
+                Route53::from_conf(sdk, zone.clone()),
+                Ec2::from_conf(sdk),
+                ChainSettings {
+                    policy: config.policy,
+                    ttl: config.record_ttl,
+                    dry_run: config.common.dry_run,
+                    handover_timeout: Duration::from_secs(10),
+                    poll: Duration::from_millis(200),
+                },
+                config.join_wait,
+            )
+        });
         let notifier = SnsNotifier::from_conf(sdk, config.common.notify_topic_arn.clone());
         LifecycleHook::with(
             config,
             Ec2::from_conf(sdk),
             AutoScaling::from_conf(sdk),
-            ClusterRoles::new(search),
+            ClusterRoles::new(search).with_redis(chain),
             notifier,
         )
     }

@@ -11,7 +11,9 @@
 //! redis-failover (head down, middle node down, fencing, repair) and the
 //! lifecycle hook's join and leave.
 
+pub mod config;
 pub mod info;
+pub mod membership;
 pub mod model;
 pub mod plan;
 pub mod ports;

@@ -67,7 +67,10 @@ impl Endpoint {
     /// Whether `host`/`port` (as a replica reports its master) name this
     /// endpoint.
     pub fn is(&self, host: &str, port: u16) -> bool {
-        self.port == port && self.host.eq_ignore_ascii_case(host.trim_start_matches('[').trim_end_matches(']'))
+        self.port == port
+            && self
+                .host
+                .eq_ignore_ascii_case(host.trim_start_matches('[').trim_end_matches(']'))
     }
 }
 
@@ -169,4 +172,83 @@ impl Replication {
             ReplicationRole::Replica { replica_offset, .. } => (*replica_offset).max(self.offset),
         }
     }
+}
+
+/// An instance tagged as a Redis node whose tags do not make a usable
+/// node (no cluster, an endpoint that cannot be parsed, no address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidNode {
+    pub instance_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    pub reason: String,
+}
+
+/// The node an instance is, from its tags and addresses: the cluster tag
+/// (normalised as a record name), `ninelives:endpoint` or else the private
+/// DNS name or address on the default port.
+pub fn node_from(
+    instance_id: &str,
+    tags: &crate::backup::model::Tags,
+    private_dns_name: Option<&str>,
+    private_ip: Option<&str>,
+    launch_time: Option<DateTime<Utc>>,
+) -> Result<Node, InvalidNode> {
+    let raw_cluster = tags
+        .get(crate::tags::CLUSTER)
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty());
+    let invalid = |cluster: Option<String>, reason: String| InvalidNode {
+        instance_id: instance_id.to_owned(),
+        cluster,
+        reason,
+    };
+    let Some(raw_cluster) = raw_cluster else {
+        return Err(invalid(None, format!("has no {} tag", crate::tags::CLUSTER)));
+    };
+    let cluster = crate::dns::record_name(raw_cluster).map_err(|e| {
+        invalid(
+            Some(raw_cluster.to_owned()),
+            format!("tag {}: {e}", crate::tags::CLUSTER),
+        )
+    })?;
+    let non_empty = |s: Option<&str>| {
+        s.map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_ascii_lowercase)
+    };
+    let dns = non_empty(private_dns_name);
+    let ip = non_empty(private_ip);
+    let endpoint = match tags.get(crate::tags::ENDPOINT) {
+        Some(value) => Endpoint::parse(value, DEFAULT_PORT).map_err(|e| {
+            invalid(
+                Some(cluster.clone()),
+                format!("tag {}: {e}", crate::tags::ENDPOINT),
+            )
+        })?,
+        None => match dns.as_ref().or(ip.as_ref()) {
+            Some(host) => Endpoint::new(host.clone(), DEFAULT_PORT),
+            None => {
+                return Err(invalid(
+                    Some(cluster),
+                    format!(
+                        "has no private DNS name or address; set {}",
+                        crate::tags::ENDPOINT
+                    ),
+                ));
+            }
+        },
+    };
+    let aliases = [dns, ip]
+        .into_iter()
+        .flatten()
+        .filter(|a| *a != endpoint.host)
+        .collect();
+    Ok(Node {
+        instance_id: instance_id.to_owned(),
+        cluster,
+        endpoint,
+        aliases,
+        launch_time,
+    })
 }

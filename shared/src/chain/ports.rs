@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::model::{Endpoint, Node, Replication};
+use super::model::{Endpoint, InvalidNode, Node, Replication};
 use crate::error::{BoxError, Error};
 
 /// Why a node could not be asked or told something. The chain logic treats
@@ -74,6 +74,11 @@ pub trait RedisApi: Sync {
 
 pub trait Inventory: Sync {
     /// Every live (pending or running) instance tagged
-    /// `ninelives:role=redis`, of one cluster or of all.
-    fn redis_nodes(&self, cluster: Option<&str>) -> impl Future<Output = Result<Vec<Node>, Error>> + Send;
+    /// `ninelives:role=redis`, of one cluster (a normalised record name) or
+    /// of all; instances whose tags make no usable node come back as
+    /// [`InvalidNode`] so that they are reported, never silently skipped.
+    fn redis_nodes(
+        &self,
+        cluster: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Result<Node, InvalidNode>>, Error>> + Send;
 }

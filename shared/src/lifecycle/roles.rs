@@ -7,38 +7,174 @@
 //!   elasticsearch WRR record). UPSERT on launch, DELETE on terminate; the
 //!   record is the only thing this function ever deletes, and only its own
 //!   (matched by set identifier).
-//! - `redis`, `mongodb`, `mongodb-arbiter`: seams for the Redis chain and the
-//!   MongoDB task queue. Until those are built they fail with a clear
-//!   "not supported yet" error, so the action is abandoned and someone is
-//!   told, never completed as if the node had joined.
+//! - `redis`: the node joins its chain as the new tail (or as head when it
+//!   is alone) and leaves it spliced out, a head handing over first
+//!   (`crate::chain::membership`).
+//! - `mongodb`, `mongodb-arbiter`: a seam for the MongoDB task queue. Until
+//!   it is built it fails with a clear "not supported yet" error, so the
+//!   action is abandoned and someone is told, never completed as if the
+//!   node had joined.
 //! - `postgres` and no role: nothing to join.
+
+use std::future::Future;
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::node::{NodePlan, Role};
 use super::ports::{Instance, RoleChange, Roles};
+use crate::chain::membership;
+use crate::chain::model::node_from;
+use crate::chain::ports::{Inventory, RedisApi};
+use crate::chain::reconcile::{ClusterReport, Settings};
 use crate::dns::{self, Change, Dns, RecordSet};
 use crate::error::{ConfigError, Error};
 use crate::function::not_implemented;
 
 /// The roles, with the adapters each needs.
-pub struct ClusterRoles<D> {
+pub struct ClusterRoles<D, C = NoChain> {
     /// `None` when `HOSTED_ZONE_ID` is not set: a search node is then an
     /// error naming the variable.
     search: Option<SearchRecords<D>>,
+    /// Likewise for a redis node.
+    redis: Option<C>,
 }
 
-impl<D: Dns> ClusterRoles<D> {
+impl<D: Dns> ClusterRoles<D, NoChain> {
     pub fn new(search: Option<SearchRecords<D>>) -> Self {
-        ClusterRoles { search }
+        ClusterRoles { search, redis: None }
+    }
+}
+
+impl<D: Dns, C: ChainRole> ClusterRoles<D, C> {
+    /// The same roles, with `redis` nodes joining and leaving through
+    /// `chain` (`None`: no hosted zone, an error naming the variable).
+    pub fn with_redis<C2: ChainRole>(self, chain: Option<C2>) -> ClusterRoles<D, C2> {
+        ClusterRoles {
+            search: self.search,
+            redis: chain,
+        }
     }
 
     fn search(&self) -> Result<&SearchRecords<D>, Error> {
-        self.search.as_ref().ok_or_else(|| {
-            Error::Config(ConfigError::Missing {
-                name: "HOSTED_ZONE_ID",
-            })
-        })
+        self.search.as_ref().ok_or_else(missing_zone)
+    }
+
+    fn redis(&self) -> Result<&C, Error> {
+        self.redis.as_ref().ok_or_else(missing_zone)
+    }
+}
+
+fn missing_zone() -> Error {
+    Error::Config(ConfigError::Missing {
+        name: "HOSTED_ZONE_ID",
+    })
+}
+
+/// Joining and leaving a replication chain.
+pub trait ChainRole: Sync {
+    fn join(
+        &self,
+        instance: &Instance,
+        node: &NodePlan,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<RoleChange, Error>> + Send;
+    fn leave(
+        &self,
+        instance: &Instance,
+        node: &NodePlan,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<RoleChange, Error>> + Send;
+}
+
+/// No chain configured; never called, since [`ClusterRoles::new`] leaves
+/// the redis role empty.
+pub enum NoChain {}
+
+impl ChainRole for NoChain {
+    async fn join(&self, _: &Instance, _: &NodePlan, _: bool) -> Result<RoleChange, Error> {
+        match *self {}
+    }
+    async fn leave(&self, _: &Instance, _: &NodePlan, _: bool) -> Result<RoleChange, Error> {
+        match *self {}
+    }
+}
+
+/// The `redis` role: the chain of the node's cluster.
+pub struct RedisChain<R, D, I> {
+    redis: R,
+    dns: D,
+    inventory: I,
+    settings: Settings,
+    /// How long a launching node's Redis may take to answer.
+    join_wait: Duration,
+}
+
+impl<R: RedisApi, D: Dns, I: Inventory> RedisChain<R, D, I> {
+    pub fn new(redis: R, dns: D, inventory: I, settings: Settings, join_wait: Duration) -> Self {
+        RedisChain {
+            redis,
+            dns,
+            inventory,
+            settings,
+            join_wait,
+        }
+    }
+
+    fn settings(&self, dry_run: bool) -> Settings {
+        Settings {
+            dry_run: dry_run || self.settings.dry_run,
+            ..self.settings.clone()
+        }
+    }
+}
+
+fn chain_change(mut report: ClusterReport) -> Result<RoleChange, Error> {
+    if let Some(err) = report.failure.take() {
+        return Err(err);
+    }
+    Ok(RoleChange {
+        role: Role::Redis.as_str().to_owned(),
+        action: report.status.to_owned(),
+        detail: serde_json::to_value(&report).ok(),
+    })
+}
+
+impl<R: RedisApi, D: Dns, I: Inventory> ChainRole for RedisChain<R, D, I> {
+    async fn join(&self, instance: &Instance, _node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
+        let node = node_from(
+            &instance.id,
+            &instance.tags,
+            instance.private_dns_name.as_deref(),
+            instance.private_ip.as_deref(),
+            None,
+        )
+        .map_err(|bad| Error::resource(&instance.id, bad.reason))?;
+        let settings = self.settings(dry_run);
+        chain_change(
+            membership::join(
+                &self.redis,
+                &self.dns,
+                &self.inventory,
+                &node,
+                &settings,
+                self.join_wait,
+            )
+            .await,
+        )
+    }
+
+    async fn leave(&self, instance: &Instance, _node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
+        let node = node_from(
+            &instance.id,
+            &instance.tags,
+            instance.private_dns_name.as_deref(),
+            instance.private_ip.as_deref(),
+            None,
+        )
+        .map_err(|bad| Error::resource(&instance.id, bad.reason))?;
+        let settings = self.settings(dry_run);
+        chain_change(membership::leave(&self.redis, &self.dns, &self.inventory, &node, &settings).await)
     }
 }
 
@@ -52,14 +188,11 @@ fn nothing(role: Option<Role>) -> RoleChange {
     }
 }
 
-impl<D: Dns> Roles for ClusterRoles<D> {
+impl<D: Dns, C: ChainRole> Roles for ClusterRoles<D, C> {
     async fn join(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
         match node.role {
             Some(Role::Search) => self.search()?.join(instance, node, dry_run).await,
-            Some(Role::Redis) => Err(not_implemented(
-                FUNCTION,
-                "the redis role (join the chain as its tail) is not supported yet; the node was not added to its chain",
-            )),
+            Some(Role::Redis) => self.redis()?.join(instance, node, dry_run).await,
             Some(Role::Mongodb | Role::MongodbArbiter) => Err(not_implemented(
                 FUNCTION,
                 "the mongodb and mongodb-arbiter roles (enqueue the replica-set add task) are not supported yet; the node was not added to its replica set",
@@ -71,10 +204,7 @@ impl<D: Dns> Roles for ClusterRoles<D> {
     async fn leave(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
         match node.role {
             Some(Role::Search) => self.search()?.leave(instance, node, dry_run).await,
-            Some(Role::Redis) => Err(not_implemented(
-                FUNCTION,
-                "the redis role (splice the node out of its chain) is not supported yet; the chain was not changed",
-            )),
+            Some(Role::Redis) => self.redis()?.leave(instance, node, dry_run).await,
             Some(Role::Mongodb | Role::MongodbArbiter) => Err(not_implemented(
                 FUNCTION,
                 "the mongodb and mongodb-arbiter roles (enqueue the step-down and remove tasks) are not supported yet; the replica set was not changed",

@@ -322,6 +322,14 @@ impl Dns for FakeCloud {
         let mut records = s.records.clone();
         for change in changes {
             match change {
+                Change::Create(r) => {
+                    if records.iter().any(|x| {
+                        x.name == r.name && x.record_type == r.record_type && x.set_identifier == r.set_identifier
+                    }) {
+                        return Err(Error::resource(&r.name, "InvalidChangeBatch: record exists"));
+                    }
+                    records.push(r.clone());
+                }
                 Change::Upsert(r) => {
                     records.retain(|x| {
                         !(x.name == r.name
