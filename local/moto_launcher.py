@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Local AWS for ninelives: moto's server plus eight small emulator extensions.
+"""Local AWS for ninelives: moto's server plus nine small emulator extensions.
 
 Written against moto 5.2.5 (the pin in local/requirements.txt). Each extension
 below is one function that says which real-AWS behaviour it supplies and why we
@@ -94,6 +94,26 @@ h. record_set_identifier_paging: Route 53 pages ListResourceRecordSets within
    NextRecordIdentifier, so a set larger than a page comes back as the same
    page forever. The patch orders records by (name, type, set identifier),
    honours StartRecordIdentifier and answers NextRecordIdentifier.
+i. atomic_change_batches: Route 53 checks every change of a
+   ChangeResourceRecordSets batch against the zone as it is, with the earlier
+   changes of the batch applied, and makes all of the batch or none of it.
+   Moto checked CREATE and DELETE against a journal of past changes instead
+   (duplicate CREATEs with other values accepted, DELETEs with stale values
+   or of deleted records accepted, a CREATE identical to an earlier one
+   refused after that record was deleted), deleted every record with a
+   DELETE's set identifier whatever its name, and could leave a failed
+   batch half applied. Now: CREATE of an existing (name, type, set
+   identifier) and DELETE of a missing one or with other values fail with
+   InvalidChangeBatch (HTTP 400), message "[Tried to create resource record
+   set [name='n.', type='A'] but it already exists, ...]" as Route 53 words
+   it ("... but it was not found", "... but the values provided do not match
+   the current values"; set-identifier='…' in the brackets when given). A
+   DELETE matches name (case-insensitive, trailing dot ignored), type, set
+   identifier, TTL, the values in any order (exact strings, TXT quotes
+   included), Weight, and an alias target's DNSName and HostedZoneId; it
+   removes that one record. UPSERT is moto's. Batches run one at a time
+   under a lock and replace the zone's records in one step, so of two
+   concurrent DELETE(X)+CREATE(Y) swaps of one record exactly one succeeds.
 
 Recorded lifecycle calls
 ------------------------
@@ -180,6 +200,13 @@ PATCH_TARGETS = [
     "moto.route53.models:FakeZone.get_record_sets",
     "moto.route53.utils:validate_domain_name",
     "moto.route53.exceptions:InvalidInput",
+    "moto.route53.models:Route53Backend.change_resource_record_sets",
+    "moto.route53.models:Route53Backend.get_hosted_zone",
+    "moto.route53.models:FakeZone.add_rrset",
+    "moto.route53.models:FakeZone.upsert_rrset",
+    "moto.route53.exceptions:Route53ClientError",
+    "moto.route53.exceptions:DnsNameInvalidForZone",
+    "moto.route53.exceptions:InvalidActionValue",
     "moto.autoscaling.responses:AutoScalingResponse.autoscaling_backend",
     "moto.autoscaling.exceptions:ValidationError",
     "moto.core.responses:ActionResult",
@@ -826,6 +853,115 @@ def record_set_identifier_paging() -> None:
     Route53.list_resource_record_sets = list_resource_record_sets
 
 
+# --- i. Route 53 change batches: checked, all or nothing, one at a time -------
+
+
+def _dns_name(name: str | None) -> str:
+    """A DNS name as Route 53 compares it: case-insensitive, trailing dot ignored."""
+    name = (name or "").lower()
+    return name[:-1] if name.endswith(".") else name
+
+
+def _number(value: Any) -> Any:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def atomic_change_batches() -> None:
+    """ChangeResourceRecordSets: each change checked against the zone, the batch all or nothing.
+
+    Our Redis promotion is a compare-and-swap on a Route 53 record (DELETE the
+    value we read + CREATE ours, one batch): of concurrent invocations exactly
+    one may win. Moto checked CREATE and DELETE against its journal of past
+    changes, not against the records: a CREATE of an existing name and type
+    with other values added a second record, a DELETE with stale values (or of
+    a record deleted before) succeeded and deleted every record of that name
+    and type (with a SetIdentifier: every record with that identifier, any
+    name), a CREATE identical to an earlier one failed even after that record
+    was deleted, and a failing change could leave earlier ones applied. So
+    both concurrent swaps succeeded. Now the batch runs under one lock on a
+    copy of the zone's records, change after change, and the copy replaces
+    the records only when every change passed. UPSERT is moto's, unchecked.
+    """
+    import copy
+    import types
+
+    from moto.route53.exceptions import DnsNameInvalidForZone, InvalidActionValue, Route53ClientError
+    from moto.route53.models import FakeZone, Route53Backend
+    from moto.route53.utils import validate_domain_name
+
+    lock = threading.Lock()
+
+    def label(record_set: dict[str, Any]) -> str:
+        # Route 53 stores names in lowercase and says so in its messages.
+        parts = [f"name='{_dns_name(record_set['Name'])}.'", f"type='{record_set.get('Type')}'"]
+        if record_set.get("SetIdentifier") is not None:
+            parts.append(f"set-identifier='{record_set['SetIdentifier']}'")
+        return "[" + ", ".join(parts) + "]"
+
+    def alias(target: dict[str, Any] | None) -> tuple[str, Any] | None:
+        return (_dns_name(target.get("DNSName")), target.get("HostedZoneId")) if target else None
+
+    def same_values(record: Any, given: dict[str, Any]) -> bool:
+        values = sorted(str(v.get("Value")) for v in given.get("ResourceRecords") or [])
+        return (
+            _number(record.ttl) == _number(given.get("TTL"))
+            and sorted(str(v) for v in record.records or []) == values
+            and _number(record.weight) == _number(given.get("Weight"))
+            and alias(record.alias_target) == alias(given.get("AliasTarget"))
+        )
+
+    def change_resource_record_sets(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+        zone = self.get_hosted_zone(zoneid)  # NoSuchHostedZone
+        zone_name = _dns_name(zone.name)
+        with lock:
+            # FakeZone's own add/upsert, run on a scratch zone holding a copy
+            # of the records (copying the FakeZone would register a model).
+            work = types.SimpleNamespace(rrsets=list(zone.rrsets))
+            errors: list[str] = []
+            for change in change_list:
+                action = change["Action"]
+                if action not in ("CREATE", "UPSERT", "DELETE"):
+                    raise InvalidActionValue(action)
+                record_set = copy.deepcopy(change["ResourceRecordSet"])
+                validate_domain_name(record_set["Name"], code="InvalidChangeBatch")
+                name = _dns_name(record_set["Name"])
+                if name != zone_name and not name.endswith("." + zone_name):
+                    raise DnsNameInvalidForZone(name=record_set["Name"], zone_name=zone.name)
+                if not record_set["Name"].endswith("."):
+                    record_set["Name"] += "."
+                key = (name, record_set.get("Type"), record_set.get("SetIdentifier"))
+                current = next(
+                    (r for r in work.rrsets if (_dns_name(r.name), r.type, r.set_identifier) == key), None
+                )
+                if action == "DELETE":
+                    if current is None:
+                        errors.append(f"Tried to delete resource record set {label(record_set)} but it was not found")
+                    elif not same_values(current, record_set):
+                        errors.append(
+                            f"Tried to delete resource record set {label(record_set)} "
+                            "but the values provided do not match the current values"
+                        )
+                    else:
+                        work.rrsets = [r for r in work.rrsets if r is not current]
+                    continue
+                if "ResourceRecords" in record_set:
+                    record_set["ResourceRecords"] = [rr["Value"] for rr in record_set["ResourceRecords"]]
+                if action == "UPSERT":
+                    FakeZone.upsert_rrset(work, record_set)
+                elif current is not None:
+                    errors.append(f"Tried to create resource record set {label(record_set)} but it already exists")
+                else:
+                    FakeZone.add_rrset(work, record_set)
+            if errors:
+                raise Route53ClientError("InvalidChangeBatch", "[" + ", ".join(errors) + "]")
+            zone.rrsets = work.rrsets  # one assignment: readers see all of the batch or none
+
+    Route53Backend.change_resource_record_sets = change_resource_record_sets
+
+
 class NinelivesRoutes:
     """WSGI wrapper: serves /_ninelives/* itself, everything else goes to moto."""
 
@@ -880,6 +1016,7 @@ def main(argv: list[str] | None = None) -> None:
     create_volume_client_token()
     attach_volume_checks()
     record_set_identifier_paging()
+    atomic_change_batches()
     extensions += [
         "page_describe_calls",
         "ami_snapshots_in_use",
@@ -887,6 +1024,7 @@ def main(argv: list[str] | None = None) -> None:
         "create_volume_client_token",
         "attach_volume_checks",
         "record_set_identifier_paging",
+        "atomic_change_batches",
     ]
 
     from moto.moto_server.werkzeug_app import (

@@ -185,6 +185,7 @@ def run_checks(
     expected_ext = {
         "no_default_amis", "index_tag_lookup", "page_describe_calls", "ami_snapshots_in_use", "lifecycle_actions",
         "create_volume_client_token", "attach_volume_checks", "record_set_identifier_paging",
+        "atomic_change_batches",
     }
     expect(info.get("launcher") == "ninelives-local-aws", f"/_ninelives/info: not our launcher: {info}")
     missing = expected_ext - set(info.get("extensions", []))
@@ -603,6 +604,111 @@ def run_checks(
                        StartRecordIdentifier=page["NextRecordIdentifier"])
     expect(seen == members, f"paging by 3 through a weighted set of 7 gave {seen}")
     say("ok: ListResourceRecordSets pages through a weighted set by set identifier (Next/StartRecordIdentifier)")
+
+    # i. Route 53 change batches: checked against the zone, all or nothing, one at a time
+    domain = f"batch-{RUN}.example.com"
+    zone_i = route53.create_hosted_zone(Name=domain, CallerReference=f"selftest-i-{RUN}")["HostedZone"]["Id"]
+
+    def a_record(label: str, values: list[str], ttl: int = 60, **extra: Any) -> dict[str, Any]:
+        return dict({"Name": f"{label}.{domain}.", "Type": "A", "TTL": ttl,
+                     "ResourceRecords": [{"Value": v} for v in values]}, **extra)
+
+    def batch(*changes: tuple[str, dict[str, Any]]) -> Any:
+        return route53.change_resource_record_sets(HostedZoneId=zone_i, ChangeBatch={"Changes": [
+            {"Action": action, "ResourceRecordSet": record_set} for action, record_set in changes]})
+
+    def zone_records() -> list[tuple[Any, ...]]:
+        found = route53.list_resource_record_sets(HostedZoneId=zone_i)["ResourceRecordSets"]
+        return sorted((r["Name"], r["Type"], r.get("SetIdentifier"), r.get("TTL"), r.get("Weight"),
+                       tuple(sorted(v["Value"] for v in r.get("ResourceRecords", []))),
+                       (r.get("AliasTarget") or {}).get("DNSName"))
+                      for r in found if r["Type"] not in ("SOA", "NS"))
+
+    def delete_zone_i() -> None:
+        left = [r for r in route53.list_resource_record_sets(HostedZoneId=zone_i)["ResourceRecordSets"]
+                if r["Type"] not in ("SOA", "NS")]
+        if left:
+            batch(*[("DELETE", r) for r in left])
+        route53.delete_hosted_zone(Id=zone_i)
+
+    cleanup.append(delete_zone_i)
+
+    def rejected(message: str, *changes: tuple[str, dict[str, Any]]) -> None:
+        before = zone_records()
+        expect_message(expect_error("InvalidChangeBatch", lambda: batch(*changes)), f"[{message}]")
+        expect(zone_records() == before, f"a rejected batch changed the zone: {before} -> {zone_records()}")
+
+    kate = f"kate.{domain}."
+    batch(("CREATE", a_record("kate", ["192.0.2.1"])))
+    rejected(f"Tried to create resource record set [name='{kate}', type='A'] but it already exists",
+             ("CREATE", a_record("kate", ["192.0.2.2"])))
+    rejected(f"Tried to create resource record set [name='{kate}', type='A'] but it already exists",
+             ("CREATE", a_record("KATE", ["192.0.2.1"]) | {"Name": f"KATE.{domain}"}))
+    say("ok: CREATE of an existing record (other or same values, other case): InvalidChangeBatch, nothing changed")
+    mismatch = f"Tried to delete resource record set [name='{kate}', type='A'] but the values provided do not match the current values"
+    rejected(mismatch, ("DELETE", a_record("kate", ["192.0.2.1"], ttl=300)))
+    rejected(mismatch, ("DELETE", a_record("kate", ["192.0.2.9"])))
+    rejected(mismatch, ("DELETE", a_record("kate", ["192.0.2.1", "192.0.2.9"])))
+    batch(("CREATE", a_record("w", ["192.0.2.10"], SetIdentifier="blue", Weight=10)),
+          ("CREATE", a_record("w2", ["192.0.2.10"], SetIdentifier="blue", Weight=10)))
+    rejected(f"Tried to delete resource record set [name='w.{domain}.', type='A', set-identifier='blue'] "
+             "but the values provided do not match the current values",
+             ("DELETE", a_record("w", ["192.0.2.10"], SetIdentifier="blue", Weight=20)))
+    say("ok: DELETE with another TTL, value, value set or weight: InvalidChangeBatch (values do not match), nothing changed")
+    rejected(f"Tried to delete resource record set [name='gone.{domain}.', type='A'] but it was not found",
+             ("DELETE", a_record("gone", ["192.0.2.1"])))
+    rejected(f"Tried to delete resource record set [name='w.{domain}.', type='A', set-identifier='green'] "
+             "but it was not found", ("DELETE", a_record("w", ["192.0.2.10"], SetIdentifier="green", Weight=10)))
+    rejected(f"Tried to delete resource record set [name='w.{domain}.', type='A'] but it was not found",
+             ("DELETE", a_record("w", ["192.0.2.10"])))
+    say("ok: DELETE of a missing record (name, set identifier): InvalidChangeBatch (not found), not InvalidInput")
+    batch(("DELETE", a_record("w", ["192.0.2.10"], SetIdentifier="blue", Weight=10)))
+    expect([r[0] for r in zone_records() if r[2] == "blue"] == [f"w2.{domain}."],
+           f"DELETE of w/blue left {zone_records()}")
+    say("ok: DELETE removes only its (name, type, set identifier), not every record with that identifier")
+    batch(("CREATE", a_record("multi", ["192.0.2.1", "192.0.2.2"])))
+    batch(("DELETE", a_record("MULTI", ["192.0.2.2", "192.0.2.1"]) | {"Name": f"Multi.{domain}"}))
+    expect(all(r[0] != f"multi.{domain}." for r in zone_records()), "DELETE by another case/value order failed")
+    batch(("CREATE", {"Name": f"alias.{domain}.", "Type": "A",
+                      "AliasTarget": {"HostedZoneId": zone_i.split("/")[-1], "DNSName": kate,
+                                      "EvaluateTargetHealth": False}}))
+    rejected(f"Tried to delete resource record set [name='alias.{domain}.', type='A'] "
+             "but the values provided do not match the current values",
+             ("DELETE", {"Name": f"alias.{domain}.", "Type": "A", "AliasTarget": {
+                 "HostedZoneId": zone_i.split("/")[-1], "DNSName": f"other.{domain}.", "EvaluateTargetHealth": False}}))
+    batch(("DELETE", {"Name": f"alias.{domain}.", "Type": "A", "AliasTarget": {
+        "HostedZoneId": zone_i.split("/")[-1], "DNSName": kate.upper().rstrip("."), "EvaluateTargetHealth": False}}))
+    say("ok: DELETE matches names case-insensitively, values in any order, alias targets by DNSName/HostedZoneId")
+    for old, new in (("192.0.2.1", "192.0.2.2"), ("192.0.2.2", "192.0.2.1"), ("192.0.2.1", "192.0.2.2")):
+        batch(("DELETE", a_record("kate", [old])), ("CREATE", a_record("kate", [new])))
+        expect([r[5] for r in zone_records() if r[0] == kate] == [(new,)], f"swap {old}->{new}: {zone_records()}")
+    say("ok: DELETE old + CREATE new of one record in one batch swaps it (back and forth, no journal ghosts)")
+    rejected(f"Tried to delete resource record set [name='gone.{domain}.', type='A'] but it was not found",
+             ("CREATE", a_record("fresh", ["192.0.2.3"])), ("DELETE", a_record("gone", ["192.0.2.1"])))
+    rejected(f"Tried to create resource record set [name='{kate}', type='A'] but it already exists",
+             ("UPSERT", a_record("up", ["192.0.2.4"])), ("DELETE", a_record("kate", ["192.0.2.2"])),
+             ("CREATE", a_record("kate", ["192.0.2.5"])), ("CREATE", a_record("kate", ["192.0.2.6"])))
+    two = (f"Tried to delete resource record set [name='gone.{domain}.', type='A'] but it was not found, "
+           f"Tried to create resource record set [name='{kate}', type='A'] but it already exists")
+    rejected(two, ("DELETE", a_record("gone", ["192.0.2.1"])), ("CREATE", a_record("kate", ["192.0.2.7"])))
+    say("ok: a batch with a failing change applies none of its changes (CREATE, UPSERT, DELETE before it); "
+        "all errors in one message")
+    current = "192.0.2.2"
+    for round_ in range(20):
+        mine = [f"198.51.100.{round_}", f"203.0.113.{round_}"]
+        outcomes = concurrently([
+            lambda value=value: batch(("DELETE", a_record("kate", [current])), ("CREATE", a_record("kate", [value])))
+            for value in mine])
+        won = [mine[i] for i, o in enumerate(outcomes) if not isinstance(o, botocore.exceptions.ClientError)]
+        errors = [o.response["Error"] for o in outcomes if isinstance(o, botocore.exceptions.ClientError)]
+        expect(len(won) == 1 and [e.get("Code") for e in errors] == ["InvalidChangeBatch"],
+               f"round {round_}: two concurrent swaps: {len(won)} succeeded, errors {errors}")
+        expect("do not match the current values" in errors[0].get("Message", ""), f"loser's error {errors}")
+        now = [r[5] for r in zone_records() if r[0] == kate]
+        expect(now == [(won[0],)], f"round {round_}: after the swaps {kate} is {now}, winner {won}")
+        current = won[0]
+    say("ok: 20 rounds of two concurrent DELETE+CREATE swaps of one record: exactly 1 succeeds each, "
+        "the other InvalidChangeBatch, the record holds the winner's value")
 
 
 if __name__ == "__main__":

@@ -6,16 +6,22 @@ scheduled events that snapshot-volumes and purge-snapshots receive in an
 account (a few weeks of history, then today), and says in plain words what
 happened and what was kept. Then an Auto Scaling group of one loses its
 instance and lifecycle-hook gives the replacement its data back from the
-latest snapshot, and a search node joins and leaves its weighted record. Every function call is a real
+latest snapshot, and a search node joins and leaves its weighted record.
+Last, a three-node Redis chain on loopback loses its head: redis-failover
+promotes the next node, moves the record, and fences the old head when it
+comes back. Every function call is a real
 `cargo run -q --bin replay -- FUNCTION EVENT_FILE`, printed as it runs; boto3
 is used only to build the fleet and to look at the result.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +39,8 @@ KATE = "kate.example.com"
 LEGACY = "reports.example.com"
 CACHE = "cache.example.com"
 SEARCH = "search.example.com"
+CHAIN = "chain.example.com"
+CHAIN_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 HOUR = NOW.replace(minute=0, second=0)
 
@@ -217,7 +225,9 @@ def main() -> None:
     say()
     restore_on_replacement()
     say()
-    search_records()
+    zone_id = search_records()
+    say()
+    redis_chain(zone_id)
     say()
     say("Replay any fixture yourself: eval \"$(scripts/local-aws.sh env)\" and then")
     say("  cargo run -q --bin replay -- snapshot-volumes events-fixtures/snapshot-volumes/scheduled-weekly.json")
@@ -304,7 +314,7 @@ def restore_on_replacement() -> None:
         say(f"     Auto Scaling heard: {what} for {a['instance_id']}")
 
 
-def search_records() -> None:
+def search_records() -> str:
     say(f"9. {SEARCH}: search nodes find each other through a weighted record")
     zone = route53.create_hosted_zone(Name="example.com", CallerReference=f"demo-{NOW:%s}")["HostedZone"]["Id"]
     zone_id = zone.split("/")[-1]
@@ -319,6 +329,126 @@ def search_records() -> None:
             if x.get("SetIdentifier") == node]
     say(f"   {node} is terminated: its record was {r['role']['action']} ({len(left)} left); "
         f"lifecycle action: {r['result']}")
+    return zone_id
+
+
+servers: dict[str, subprocess.Popen] = {}
+
+
+def redis_server(host: str) -> None:
+    """A real redis-server on host:6379, stopped when the demo ends."""
+    folder = work / f"redis-{host}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    servers[host] = subprocess.Popen(
+        ["redis-server", "--bind", host, "--port", "6379", "--save", "", "--appendonly", "no",
+         "--daemonize", "no", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        if cli(host, "PING", check=False) == "PONG":
+            return
+        time.sleep(0.1)
+    sys.exit(f"demo: redis-server on {host}:6379 did not start (is the port taken?)")
+
+
+def kill_server(host: str) -> None:
+    server = servers.pop(host)
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+
+
+@atexit.register
+def stop_servers() -> None:
+    for host in list(servers):
+        kill_server(host)
+
+
+def cli(host: str, *args: str, check: bool = True) -> str:
+    run = subprocess.run(["redis-cli", "-h", host, "-p", "6379", *args], capture_output=True, text=True, timeout=10)
+    if check and run.returncode != 0:
+        sys.exit(f"demo: redis-cli {' '.join(args)} on {host}: {run.stderr.strip()}")
+    return run.stdout.strip()
+
+
+def role(host: str) -> str:
+    info = dict(line.split(":", 1) for line in cli(host, "INFO", "replication").splitlines() if ":" in line)
+    if info.get("role") == "master":
+        return "head (master)"
+    return f"replica of {info.get('master_host')}, link {info.get('master_link_status')}"
+
+
+def record(zone_id: str, name: str) -> str:
+    sets = route53.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=name)["ResourceRecordSets"]
+    found = [r for r in sets if r["Name"].rstrip(".") == name]
+    return found[0]["ResourceRecords"][0]["Value"] if found else "(none)"
+
+
+def redis_chain(zone_id: str) -> None:
+    say(f"10. {CHAIN}: a Redis chain of three real redis-server processes, head first")
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        say("   skipped: redis-server and redis-cli are not installed (apt-get install redis-server)")
+        return
+    ids = []
+    for host in CHAIN_HOSTS:
+        redis_server(host)
+        instance = ec2.run_instances(ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                                     TagSpecifications=[{"ResourceType": "instance", "Tags": tags({
+                                         "ninelives:role": "redis", "ninelives:cluster": CHAIN,
+                                         "ninelives:endpoint": f"{host}:6379"})}])["Instances"][0]["InstanceId"]
+        ids.append(instance)
+    for replica, master in zip(CHAIN_HOSTS[1:], CHAIN_HOSTS):
+        cli(replica, "REPLICAOF", master, "6379")
+    for host in CHAIN_HOSTS[1:]:
+        for _ in range(100):
+            if "link up" in role(host):
+                break
+            time.sleep(0.1)
+    for host, instance in zip(CHAIN_HOSTS, ids):
+        say(f"   {instance} at {host}:6379: {role(host)}")
+    env = {"HOSTED_ZONE_ID": zone_id}
+    r = replay("redis-failover", {"cluster": CHAIN}, "chain-check", **env)
+    c = r["clusters"][0]
+    say(f"   The first check finds the chain {' -> '.join(c['chain'])} and writes its records: "
+        + ", ".join(f"{x['name']} -> {x['to']} ({x['action']})" for x in c["records"]))
+    head = record(zone_id, CHAIN)
+    for i in range(100):
+        cli(head, "SET", f"order:{i}", f"paid-{i}")
+    acked = cli(head, "WAIT", "1", "2000")
+    say(f"   100 writes through {CHAIN} (-> {head}), acknowledged by {acked} replica (WAIT 1)")
+    say(f"   The head at {head} dies (SIGKILL). Its NodeUp alarm reaches redis-failover through EventBridge:")
+    kill_server(head)
+    alarm = (FIXTURES / "redis-failover" / "alarm-eventbridge.json").read_text().replace("kate.example.com", CHAIN)
+    event = json.loads(alarm)
+    event["time"] = stamp(dt.datetime.now(dt.timezone.utc))
+    started = time.monotonic()
+    r = replay("redis-failover", event, "chain-alarm", **env)
+    c = r["clusters"][0]
+    new_head = record(zone_id, CHAIN)
+    cli(new_head, "SET", "after-failover", "yes")
+    took = time.monotonic() - started
+    say(f"     {c['status']}: {c['promoted']} is the head, {CHAIN} -> {new_head}, tail.{CHAIN} -> "
+        f"{record(zone_id, 'tail.' + CHAIN)}; chain {' -> '.join(c['chain'])}")
+    kept = sum(1 for i in range(100) if cli(new_head, "GET", f"order:{i}") == f"paid-{i}")
+    say(f"     writes continue through the record: {kept} of 100 acknowledged writes are there, and a new one "
+        f"was accepted {took:.1f} s after the alarm reached the function (Redis Sentinel's default takes 30 s "
+        "only to notice)")
+    for host in CHAIN_HOSTS[1:]:
+        say(f"     {host}: {role(host)}")
+    say(f"   {head} comes back, empty, thinking it is a head. The next scheduled check:")
+    redis_server(head)
+    schedule = json.loads((FIXTURES / "redis-failover" / "schedule.json").read_text())
+    r = replay("redis-failover", schedule, "chain-schedule", **env)
+    c = next(x for x in r["clusters"] if x["cluster"] == CHAIN)
+    for step in c.get("steps", []):
+        say(f"     {step['step']} {step['instance_id']} -> replica of {step.get('master', '-')} ({step.get('reason')}): "
+            f"{step['result']}")
+    for _ in range(100):
+        if "link up" in role(head):
+            break
+        time.sleep(0.1)
+    say(f"     {head}: {role(head)}; it now holds after-failover={cli(head, 'GET', 'after-failover')!r}; "
+        f"{CHAIN} -> {record(zone_id, CHAIN)}, tail -> {record(zone_id, 'tail.' + CHAIN)}")
 
 
 if __name__ == "__main__":

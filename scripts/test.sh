@@ -5,7 +5,8 @@
 #   its extension self-test, and every test of the workspace against it.
 #
 # Needs Rust (rustup) and Python 3 on a Debian-like machine; as root it
-# installs missing Debian packages itself (python3-venv for the local AWS).
+# installs missing Debian packages itself (python3-venv for the local AWS,
+# redis-server for the Redis adapter and chain tests).
 # The local AWS is restarted so every run starts from an empty account, and
 # stopped at the end.
 set -euo pipefail
@@ -25,6 +26,27 @@ if command -v rustup >/dev/null 2>&1; then
     fi
   done
 fi
+
+# The Redis tests start their own redis-server processes (127.0.0.2 and up,
+# ports 17000 and up, see tests/support/redis.rs). If the Debian package
+# starts its own service, that one listens on 127.0.0.1:6379 and is left
+# alone: no test uses it. FAILOVER needs Redis 6.2 or newer.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing redis-server with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2 || die "apt-get update failed"
+    apt-get install -y -q --no-install-recommends redis-server >&2 ||
+      die "apt-get install -y --no-install-recommends redis-server failed"
+  else
+    die "redis-server not found: install Redis 6.2 or newer (Debian/Ubuntu: sudo apt-get install redis-server) and run this again"
+  fi
+fi
+redis_version=$(redis-server --version | grep -Eo 'v=[0-9]+\.[0-9]+' | cut -d= -f2)
+[[ -n "$redis_version" ]] || die "cannot tell the version of $(command -v redis-server)"
+IFS=. read -r redis_major redis_minor <<<"$redis_version"
+(( redis_major > 6 || (redis_major == 6 && redis_minor >= 2) )) ||
+  die "$(command -v redis-server) is Redis $redis_version; the tests need 6.2 or newer (FAILOVER)"
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

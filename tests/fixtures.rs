@@ -59,6 +59,27 @@ fn every_fixture_parses_for_its_function() {
                         let ignored = matches!(request, Request::Ignore(_));
                         assert_eq!(ignored, rel.contains("test-notification"), "{rel}: {request:?}");
                     }
+                    "redis-failover" => {
+                        use shared::alarm::{Trigger, parse};
+                        let trigger = parse(&delivery.payload).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                        let file = rel.trim_start_matches("redis-failover/");
+                        match (&trigger, file) {
+                            (Trigger::Ignore(reason), "alarm-ok-eventbridge.json") => {
+                                assert!(reason.contains("OK"), "{rel}: {reason}")
+                            }
+                            (Trigger::All { cause }, "schedule.json") => assert_eq!(cause.kind, "schedule"),
+                            (Trigger::Clusters { clusters, cause }, _) => {
+                                assert_eq!(clusters, &["kate.example.com"], "{rel}");
+                                let kind = if file.starts_with("direct") {
+                                    "direct"
+                                } else {
+                                    "alarm"
+                                };
+                                assert_eq!(cause.kind, kind, "{rel}");
+                            }
+                            _ => panic!("{rel}: unexpected {trigger:?}"),
+                        }
+                    }
                     // Functions of later issues: the envelope must open to a
                     // payload that asks for work.
                     _ => assert!(!matches!(delivery.payload, Payload::NoOp { .. }), "{rel}"),
@@ -67,7 +88,7 @@ fn every_fixture_parses_for_its_function() {
             seen += 1;
         }
     }
-    assert!(seen >= 21, "found only {seen} fixtures");
+    assert!(seen >= 27, "found only {seen} fixtures");
 }
 
 #[test]
@@ -91,4 +112,53 @@ fn tiers_of_the_snapshot_fixtures() {
     let via_sqs = tier_of("sqs-sns-monthly.json");
     assert_eq!(via_sqs.tier, Tier::Monthly);
     assert_eq!(via_sqs.time.to_rfc3339(), "2026-11-01T05:00:00+00:00");
+}
+
+#[test]
+fn causes_of_the_redis_failover_fixtures() {
+    use shared::alarm::{Trigger, parse};
+    let trigger_of = |file: &str| {
+        let path = root().join("events-fixtures/redis-failover").join(file);
+        let d = deliveries(&path).remove(0);
+        parse(&d.payload).unwrap_or_else(|e| panic!("{file}: {e}"))
+    };
+    let alarm = |file: &str, window: u64, time: &str| {
+        let Trigger::Clusters { clusters, cause } = trigger_of(file) else {
+            panic!("{file}: not a check of clusters");
+        };
+        assert_eq!(clusters, ["kate.example.com"], "{file}");
+        assert_eq!(cause.kind, "alarm", "{file}");
+        assert_eq!(
+            cause.alarm_name.as_deref(),
+            Some("ninelives-kate-head-down"),
+            "{file}"
+        );
+        assert_eq!(cause.alarm_window_seconds, Some(window), "{file}");
+        assert_eq!(
+            cause.state_change_time.map(|t| t.to_rfc3339()).as_deref(),
+            Some(time),
+            "{file}"
+        );
+    };
+    alarm("alarm-direct.json", 60, "2026-11-24T13:10:00+00:00");
+    alarm("alarm-eventbridge.json", 120, "2026-11-24T13:10:00.989+00:00");
+    alarm("alarm-sns.json", 180, "2026-11-24T13:10:00.989+00:00");
+    let Trigger::Ignore(reason) = trigger_of("alarm-ok-eventbridge.json") else {
+        panic!("alarm-ok-eventbridge.json is not ignored");
+    };
+    assert!(
+        reason.contains("ninelives-kate-head-down") && reason.contains("OK"),
+        "{reason}"
+    );
+    let Trigger::All { cause } = trigger_of("schedule.json") else {
+        panic!("schedule.json does not check every cluster");
+    };
+    assert_eq!((cause.kind, cause.alarm_name), ("schedule", None));
+    let Trigger::Clusters { clusters, cause } = trigger_of("direct-cluster.json") else {
+        panic!("direct-cluster.json is not a check of clusters");
+    };
+    assert_eq!(
+        (clusters.as_slice(), cause.kind),
+        (&["kate.example.com".to_owned()][..], "direct")
+    );
 }

@@ -366,7 +366,7 @@ async fn bad_input_abandons_with_the_reason_and_creates_nothing() {
                 (tags::RESTORE, "none"),
                 (tags::SIZE, "1"),
             ],
-            "not supported yet",
+            "HOSTED_ZONE_ID",
         ),
         (
             vec![(tags::CLUSTER, &cluster), (tags::ROLE, "search")],

@@ -60,7 +60,8 @@ impl Cluster {
     }
 
     async fn add_node(&mut self, i: usize) -> String {
-        self.servers.push(RedisServer::start(HOSTS[i], self.port, self.password));
+        self.servers
+            .push(RedisServer::start(HOSTS[i], self.port, self.password));
         let ec2 = Ec2::new(&self.sdk);
         let instance = ec2.instance().await.id;
         let endpoint = format!("{}:{}", HOSTS[i], self.port);
@@ -106,7 +107,8 @@ impl Cluster {
     }
 
     async fn run(&self, f: &RedisFailover) -> Result<Value, shared::Error> {
-        f.handle_event(event(json!({ "cluster": self.name }), secs(60))).await
+        f.handle_event(event(json!({ "cluster": self.name }), secs(60)))
+            .await
     }
 
     /// The type and value of a record, if it exists.
@@ -173,8 +175,43 @@ impl Cluster {
 fn statuses(result: &Value) -> Vec<String> {
     result["clusters"]
         .as_array()
-        .map(|a| a.iter().map(|c| c["status"].as_str().unwrap_or_default().to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|c| c["status"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// Writes `key:i = value-i` on one connection, then `WAIT 1`: what a
+/// careful client does before it counts a write as safe. Returns how many
+/// replicas acknowledged them.
+fn write_acked(server: &RedisServer, n: usize) -> i64 {
+    let pairs: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("key:{i}"), format!("value-{i}")))
+        .collect();
+    writes_acked(server, &pairs)
+}
+
+fn set_acked(server: &RedisServer, key: &str, value: &str) -> i64 {
+    writes_acked(server, &[(key.to_owned(), value.to_owned())])
+}
+
+fn writes_acked(server: &RedisServer, pairs: &[(String, String)]) -> i64 {
+    let client = redis::Client::open((server.host(), server.port())).expect("client");
+    let mut conn = client.get_connection_with_timeout(secs(5)).expect("connection");
+    for (key, value) in pairs {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .exec(&mut conn)
+            .expect("SET");
+    }
+    redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut conn)
+        .expect("WAIT")
 }
 
 fn replicaof_calls(server: &RedisServer) -> u64 {
@@ -218,12 +255,7 @@ async fn a_dead_head_is_replaced_without_losing_acknowledged_writes_and_fenced_w
     let f = c.failover(&[]);
     c.run(&f).await.expect("records");
     // Writes acknowledged by at least one replica (WAIT 1) before the kill.
-    for i in 0..500 {
-        c.servers[0].cmd(&["SET", &format!("key:{i}"), &format!("value-{i}")]);
-    }
-    let RedisValue::Int(acked) = c.servers[0].cmd(&["WAIT", "1", "5000"]) else {
-        panic!("WAIT answers a number")
-    };
+    let acked = write_acked(&c.servers[0], 500);
     assert!(acked >= 1, "no replica acknowledged the writes");
     c.servers[0].kill();
 
@@ -240,15 +272,19 @@ async fn a_dead_head_is_replaced_without_losing_acknowledged_writes_and_fenced_w
     let via_record = c.server_at(&head);
     for i in 0..500 {
         let value = via_record.cmd(&["GET", &format!("key:{i}")]);
-        assert_eq!(value, RedisValue::BulkString(format!("value-{i}").into_bytes()), "key:{i}");
+        assert_eq!(
+            value,
+            RedisValue::BulkString(format!("value-{i}").into_bytes()),
+            "key:{i}"
+        );
     }
     // And it takes new writes, which reach the rest of the chain.
-    via_record.cmd(&["SET", "after-failover", "yes"]);
-    let RedisValue::Int(acked) = via_record.cmd(&["WAIT", "1", "5000"]) else {
-        panic!("WAIT answers a number")
-    };
+    let acked = set_acked(via_record, "after-failover", "yes");
     assert_eq!(acked, 1);
-    assert_eq!(c.servers[2].cmd(&["GET", "after-failover"]), RedisValue::BulkString(b"yes".to_vec()));
+    assert_eq!(
+        c.servers[2].cmd(&["GET", "after-failover"]),
+        RedisValue::BulkString(b"yes".to_vec())
+    );
 
     // The old head comes back empty, as a master: fenced behind the tail.
     c.servers[0].restart();
@@ -264,9 +300,19 @@ async fn a_dead_head_is_replaced_without_losing_acknowledged_writes_and_fenced_w
     // The fenced node now holds the chain's data, not a history of its own.
     let fenced = &c.servers[0];
     fenced.wait_for("synced", secs(10), |r| {
-        matches!(r.role, ReplicationRole::Replica { link_up: true, sync_in_progress: false, .. })
+        matches!(
+            r.role,
+            ReplicationRole::Replica {
+                link_up: true,
+                sync_in_progress: false,
+                ..
+            }
+        )
     });
-    assert_eq!(fenced.cmd(&["GET", "after-failover"]), RedisValue::BulkString(b"yes".to_vec()));
+    assert_eq!(
+        fenced.cmd(&["GET", "after-failover"]),
+        RedisValue::BulkString(b"yes".to_vec())
+    );
     let result = c.run(&f).await.expect("after fencing");
     assert_eq!(statuses(&result), ["healthy"], "{result:#}");
 }
@@ -279,7 +325,10 @@ async fn a_dead_middle_node_is_bypassed() {
     c.servers[1].kill();
     let result = c.run(&f).await.expect("repair");
     assert_eq!(statuses(&result), ["repaired"], "{result:#}");
-    assert_eq!(result["clusters"][0]["steps"][0]["reason"], "reattach", "{result:#}");
+    assert_eq!(
+        result["clusters"][0]["steps"][0]["reason"], "reattach",
+        "{result:#}"
+    );
     assert!(c.is_master(0));
     c.assert_replica_of(2, 0);
     assert_eq!(c.head_record().await.as_deref(), Some("127.0.0.2"));
@@ -301,7 +350,11 @@ async fn two_concurrent_invocations_promote_once() {
         .filter(|r| r["clusters"][0].get("promoted").is_some())
         .collect();
     assert_eq!(promoted.len(), 1, "{ra:#}\n{rb:#}");
-    assert_eq!(replicaof_calls(&c.servers[1]) - before, 1, "REPLICAOF NO ONE sent more than once");
+    assert_eq!(
+        replicaof_calls(&c.servers[1]) - before,
+        1,
+        "REPLICAOF NO ONE sent more than once"
+    );
     assert!(c.is_master(1));
     c.assert_replica_of(2, 1);
     assert_eq!(c.head_record().await.as_deref(), Some("127.0.0.3"));

@@ -2,7 +2,12 @@
 //! is pure; AWS is reached through narrow capability traits implemented on
 //! the SDK clients (`ec2`, `autoscaling`, `route53`, `notify`); the Lambda plumbing (event envelopes,
 //! deadlines, configuration, logging, errors) is the same for every function.
+//! Redis nodes are reached the same way: the chain logic's `RedisApi` port
+//! is implemented on the `redis` crate in `redis_node`.
+//! Triggers are read from each delivery shape by pure parsers (`alarm`:
+//! what asks redis-failover to check a Redis chain).
 
+pub mod alarm;
 pub mod autoscaling;
 pub mod aws;
 pub mod backup;
@@ -17,6 +22,7 @@ pub mod invocation;
 pub mod lifecycle;
 pub mod notify;
 pub mod pace;
+pub mod redis_node;
 pub mod route53;
 pub mod tags;
 pub mod telemetry;

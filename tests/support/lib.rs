@@ -4,6 +4,11 @@
 //! Each test works in a region of its own, so tests running in parallel
 //! never see each other's volumes and snapshots, and names carry a per-run
 //! suffix so a server reused between runs cannot confuse them.
+//!
+//! [`redis`] runs real `redis-server` processes, for the Redis adapter and
+//! chain tests; each test file owns a range of ports (see there).
+
+pub mod redis;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

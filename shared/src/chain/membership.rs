@@ -170,6 +170,11 @@ async fn hand_over(
             return Ok(());
         }
         if Instant::now() > deadline {
+            // Never leave the head stuck half-way: it would refuse writes
+            // with nobody taking over.
+            if let Err(e) = redis.abort_failover(&leaving.endpoint).await {
+                tracing::warn!(instance_id = %leaving.instance_id, error = %e, "FAILOVER ABORT failed");
+            }
             return Err(Error::Incomplete {
                 detail: format!(
                     "{} did not finish handing the head over to {} within {:?}",

@@ -371,10 +371,7 @@ pub fn plan(observed: &[Observed], records: &Records, intent: &Intent, policy: &
     // Follow the links from the head.
     let mut chain: Vec<&Up> = vec![head];
     let mut placed: HashSet<&str> = HashSet::from([head.node.instance_id.as_str()]);
-    loop {
-        let Some(cur) = chain.last().map(|u| u.node.instance_id.clone()) else {
-            break;
-        };
+    while let Some(cur) = chain.last().map(|u| u.node.instance_id.clone()) {
         let kids: Vec<&Up> = up
             .iter()
             .filter(|u| !placed.contains(u.node.instance_id.as_str()) && !u.info.is_master())
@@ -394,10 +391,7 @@ pub fn plan(observed: &[Observed], records: &Records, intent: &Intent, policy: &
     }
 
     // Everything else goes to the tail, nodes that lost their master first.
-    loop {
-        let Some(tail) = chain.last().map(|u| u.node) else {
-            break;
-        };
+    while let Some(tail) = chain.last().map(|u| u.node) {
         let rest: Vec<&Up> = up
             .iter()
             .filter(|u| !placed.contains(u.node.instance_id.as_str()))

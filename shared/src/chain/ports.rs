@@ -70,6 +70,11 @@ pub trait RedisApi: Sync {
         replica: &Endpoint,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), NodeError>> + Send;
+
+    /// `FAILOVER ABORT`: a `FAILOVER` whose target never took over leaves
+    /// the head a read-only replica-to-be indefinitely (its TIMEOUT covers
+    /// only the wait for the replica to catch up); this gives it back.
+    fn abort_failover(&self, head: &Endpoint) -> impl Future<Output = Result<(), NodeError>> + Send;
 }
 
 pub trait Inventory: Sync {

