@@ -56,10 +56,6 @@ fn usage_errors_exit_2_with_one_line() {
 #[test]
 fn functions_of_later_issues_fail_clearly() {
     for (function, fixture) in [
-        (
-            "redis-failover",
-            "events-fixtures/redis-failover/alarm-direct.json",
-        ),
         ("mongo-endpoint", "events-fixtures/mongo-endpoint/scheduled.json"),
         ("replset-tasks", "events-fixtures/mongo-endpoint/scheduled.json"),
         (
@@ -77,6 +73,20 @@ fn functions_of_later_issues_fail_clearly() {
             "{line}"
         );
     }
+}
+
+#[test]
+fn redis_failover_needs_its_hosted_zone() {
+    let out = replay(
+        &[
+            "redis-failover",
+            "events-fixtures/redis-failover/alarm-direct.json",
+        ],
+        &[("AWS_REGION", "us-east-1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = stderr_line(&out);
+    assert!(line.contains("HOSTED_ZONE_ID"), "{line}");
 }
 
 #[test]
