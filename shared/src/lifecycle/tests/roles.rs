@@ -183,7 +183,18 @@ async fn search_needs_a_record_name_and_a_host() {
 async fn unbuilt_roles_fail_and_data_only_roles_do_nothing() {
     let cloud = FakeCloud::default();
     let roles = ClusterRoles::new(Some(SearchRecords::new(&cloud, 60)));
-    for role in ["redis", "mongodb", "mongodb-arbiter"] {
+    // Without a chain (no hosted zone) a redis node is an error naming it.
+    let i = instance(
+        "i-0000000000000000a",
+        &[(tags::CLUSTER, "kate.example.com"), (tags::ROLE, "redis")],
+    );
+    let p = plan(&i.tags).unwrap();
+    for result in [roles.join(&i, &p, false).await, roles.leave(&i, &p, false).await] {
+        let err = result.unwrap_err();
+        assert_eq!(err.error_type(), "NonRetryable.InvalidConfiguration");
+        assert!(err.to_string().contains("HOSTED_ZONE_ID"), "{err}");
+    }
+    for role in ["mongodb", "mongodb-arbiter"] {
         let i = instance(
             "i-0000000000000000a",
             &[(tags::CLUSTER, "kate.example.com"), (tags::ROLE, role)],

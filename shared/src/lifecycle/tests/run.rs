@@ -131,7 +131,7 @@ async fn unfixable_failures_abandon_with_the_reason() {
             "snapshot snap-0123456789abcdef0",
         ),
         (
-            vec![(tags::CLUSTER, "kate.example.com"), (tags::ROLE, "redis")],
+            vec![(tags::CLUSTER, "kate.example.com"), (tags::ROLE, "mongodb")],
             "not supported yet",
         ),
     ];
