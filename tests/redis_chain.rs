@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_sdk_ec2::types::Tag;
-use ninelives_tests::redis::RedisServer;
-use ninelives_tests::{Ec2, env, event, hosted_zone, sdk, secs, unique};
+use ninelives_tests::redis::{RedisServer, redis_instance};
+use ninelives_tests::{env, event, hosted_zone, sdk, secs, unique};
 use redis::Value as RedisValue;
 use redis_failover::{Config, RedisFailover};
 use serde_json::{Value, json};
@@ -18,7 +17,7 @@ use shared::chain::plan::Policy;
 use shared::chain::reconcile::Settings;
 use shared::ec2::Ec2 as Ec2Adapter;
 use shared::notify::SnsNotifier;
-use shared::redis_node::{RedisNodes, RedisSettings};
+use shared::redis_node::RedisNodes;
 use shared::route53::Route53;
 
 const REGION: &str = "af-south-1";
@@ -62,18 +61,8 @@ impl Cluster {
     async fn add_node(&mut self, i: usize) -> String {
         self.servers
             .push(RedisServer::start(HOSTS[i], self.port, self.password));
-        let ec2 = Ec2::new(&self.sdk);
-        let instance = ec2.instance().await.id;
         let endpoint = format!("{}:{}", HOSTS[i], self.port);
-        ec2.client
-            .create_tags()
-            .resources(&instance)
-            .tags(Tag::builder().key("ninelives:role").value("redis").build())
-            .tags(Tag::builder().key("ninelives:cluster").value(&self.name).build())
-            .tags(Tag::builder().key("ninelives:endpoint").value(endpoint).build())
-            .send()
-            .await
-            .expect("CreateTags");
+        let instance = redis_instance(&self.sdk, &self.name, &endpoint).await;
         self.instances.push(instance.clone());
         instance
     }
@@ -403,24 +392,16 @@ async fn an_unknown_cluster_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_join_at_the_tail_and_leave_spliced_out() {
     let mut c = Cluster::start(17107, 2, None).await;
-    let config = c.config(&[]);
-    let redis = RedisNodes::new(RedisSettings {
-        connect_timeout: Duration::from_millis(500),
-        command_timeout: Duration::from_millis(1000),
-        username: None,
-        password: None,
-    });
+    let redis = RedisNodes::new(c.config(&[]).redis);
     let dns = Route53::from_conf(&c.sdk, c.zone.clone());
     let inventory = Ec2Adapter::from_conf(&c.sdk);
-    let settings = Settings {
-        policy: Policy {
+    let settings = Settings::new(
+        Policy {
             max_link_down_seconds: 120,
         },
-        ttl: config.record_ttl,
-        dry_run: false,
-        handover_timeout: Duration::from_secs(10),
-        poll: Duration::from_millis(100),
-    };
+        60,
+        false,
+    );
     c.run(&c.failover(&[])).await.expect("records");
 
     // A third node launches: it becomes the tail.
@@ -447,7 +428,7 @@ async fn nodes_join_at_the_tail_and_leave_spliced_out() {
     c.assert_replica_of(2, 1);
     c.servers[0].kill();
 
-    // The middle... now the tail's master is the head; the tail leaves.
+    // The tail leaves: its master, now the head, becomes the tail.
     let report = membership::leave(&redis, &dns, &inventory, &c.node(2), &settings).await;
     assert!(report.failure.is_none(), "{report:?}");
     assert_eq!(c.tail_record().await.as_deref(), Some("127.0.0.3"));
@@ -459,15 +440,13 @@ async fn a_leaving_middle_node_is_spliced_out() {
     let redis = RedisNodes::new(c.config(&[]).redis);
     let dns = Route53::from_conf(&c.sdk, c.zone.clone());
     let inventory = Ec2Adapter::from_conf(&c.sdk);
-    let settings = Settings {
-        policy: Policy {
+    let settings = Settings::new(
+        Policy {
             max_link_down_seconds: 120,
         },
-        ttl: 60,
-        dry_run: false,
-        handover_timeout: Duration::from_secs(10),
-        poll: Duration::from_millis(100),
-    };
+        60,
+        false,
+    );
     c.run(&c.failover(&[])).await.expect("records");
     let report = membership::leave(&redis, &dns, &inventory, &c.node(1), &settings).await;
     assert!(report.failure.is_none(), "{report:?}");

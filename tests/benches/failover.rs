@@ -12,9 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::Tag;
-use ninelives_tests::redis::RedisServer;
-use ninelives_tests::{Ec2, env, event, hosted_zone, sdk, unique};
+use ninelives_tests::redis::{RedisServer, redis_instance};
+use ninelives_tests::{env, event, hosted_zone, sdk, unique};
 use redis_failover::{Config, RedisFailover};
 use serde_json::json;
 use shared::chain::model::ReplicationRole;
@@ -38,23 +37,8 @@ async fn one_run() -> Run {
     let zone = hosted_zone(&sdk, &domain).await;
     let cluster = format!("kate.{domain}");
     let mut servers: Vec<RedisServer> = HOSTS.iter().map(|h| RedisServer::start(h, PORT, None)).collect();
-    let ec2 = Ec2::new(&sdk);
     for host in HOSTS {
-        let id = ec2.instance().await.id;
-        ec2.client
-            .create_tags()
-            .resources(id)
-            .tags(Tag::builder().key("ninelives:role").value("redis").build())
-            .tags(Tag::builder().key("ninelives:cluster").value(&cluster).build())
-            .tags(
-                Tag::builder()
-                    .key("ninelives:endpoint")
-                    .value(format!("{host}:{PORT}"))
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("CreateTags");
+        redis_instance(&sdk, &cluster, &format!("{host}:{PORT}")).await;
     }
     for i in 1..HOSTS.len() {
         servers[i].cmd(&["REPLICAOF", HOSTS[i - 1], &PORT.to_string()]);

@@ -154,29 +154,28 @@ impl Function for LifecycleHook {
     }
 
     fn new(config: Config, sdk: &SdkConfig) -> Self {
-        let search = config
+        // One client per service, shared by the roles and the restore.
+        let ec2 = Ec2::from_conf(sdk);
+        let route53 = config
             .hosted_zone_id
             .as_ref()
-            .map(|zone| SearchRecords::new(Route53::from_conf(sdk, zone.clone()), config.record_ttl));
-        let chain = config.hosted_zone_id.as_ref().map(|zone| {
+            .map(|zone| Route53::from_conf(sdk, zone.clone()));
+        let search = route53
+            .clone()
+            .map(|dns| SearchRecords::new(dns, config.record_ttl));
+        let chain = route53.map(|dns| {
             RedisChain::new(
                 RedisNodes::new(config.redis.clone()),
-                Route53::from_conf(sdk, zone.clone()),
-                Ec2::from_conf(sdk),
-                ChainSettings {
-                    policy: config.policy,
-                    ttl: config.record_ttl,
-                    dry_run: config.common.dry_run,
-                    handover_timeout: Duration::from_secs(10),
-                    poll: Duration::from_millis(200),
-                },
+                dns,
+                ec2.clone(),
+                ChainSettings::new(config.policy, config.record_ttl, config.common.dry_run),
                 config.join_wait,
             )
         });
         let notifier = SnsNotifier::from_conf(sdk, config.common.notify_topic_arn.clone());
         LifecycleHook::with(
             config,
-            Ec2::from_conf(sdk),
+            ec2,
             AutoScaling::from_conf(sdk),
             ClusterRoles::new(search).with_redis(chain),
             notifier,

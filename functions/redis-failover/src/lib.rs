@@ -8,7 +8,6 @@
 //! repaired to one chain.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_config::SdkConfig;
 use chrono::Utc;
@@ -175,13 +174,11 @@ impl<R: RedisApi, D: Dns, I: Inventory, N: Notifier> RedisFailover<R, D, I, N> {
                 }
             }
         }
-        let settings = Settings {
-            policy: self.policy_for(&cause),
-            ttl: self.config.record_ttl,
-            dry_run: self.config.common.dry_run,
-            handover_timeout: Duration::from_secs(10),
-            poll: Duration::from_millis(200),
-        };
+        let settings = Settings::new(
+            self.policy_for(&cause),
+            self.config.record_ttl,
+            self.config.common.dry_run,
+        );
         let names: Vec<String> = wanted.unwrap_or_else(|| groups.keys().cloned().collect());
         let intent = Intent::default();
         let clusters = join_all(names.iter().map(|name| {

@@ -39,6 +39,20 @@ pub struct Settings {
     pub poll: Duration,
 }
 
+impl Settings {
+    /// The settings every caller uses: a head's handover may take 10 s, and
+    /// nodes are checked every 200 ms while waiting on them.
+    pub fn new(policy: Policy, ttl: i64, dry_run: bool) -> Self {
+        Settings {
+            policy,
+            ttl,
+            dry_run,
+            handover_timeout: Duration::from_secs(10),
+            poll: Duration::from_millis(200),
+        }
+    }
+}
+
 /// What happened to one cluster.
 #[derive(Debug, Serialize)]
 pub struct ClusterReport {

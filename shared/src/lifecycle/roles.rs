@@ -16,7 +16,6 @@
 //!   node had joined.
 //! - `postgres` and no role: nothing to join.
 
-use std::future::Future;
 use std::time::Duration;
 
 use serde_json::json;
@@ -46,10 +45,10 @@ impl<D: Dns> ClusterRoles<D, NoChain> {
     }
 }
 
-impl<D: Dns, C: ChainRole> ClusterRoles<D, C> {
+impl<D: Dns, C: Roles> ClusterRoles<D, C> {
     /// The same roles, with `redis` nodes joining and leaving through
     /// `chain` (`None`: no hosted zone, an error naming the variable).
-    pub fn with_redis<C2: ChainRole>(self, chain: Option<C2>) -> ClusterRoles<D, C2> {
+    pub fn with_redis<C2: Roles>(self, chain: Option<C2>) -> ClusterRoles<D, C2> {
         ClusterRoles {
             search: self.search,
             redis: chain,
@@ -71,27 +70,12 @@ fn missing_zone() -> Error {
     })
 }
 
-/// Joining and leaving a replication chain.
-pub trait ChainRole: Sync {
-    fn join(
-        &self,
-        instance: &Instance,
-        node: &NodePlan,
-        dry_run: bool,
-    ) -> impl Future<Output = Result<RoleChange, Error>> + Send;
-    fn leave(
-        &self,
-        instance: &Instance,
-        node: &NodePlan,
-        dry_run: bool,
-    ) -> impl Future<Output = Result<RoleChange, Error>> + Send;
-}
-
 /// No chain configured; never called, since [`ClusterRoles::new`] leaves
-/// the redis role empty.
+/// the redis role empty. The chain is itself a [`Roles`]: join and leave
+/// of one role.
 pub enum NoChain {}
 
-impl ChainRole for NoChain {
+impl Roles for NoChain {
     async fn join(&self, _: &Instance, _: &NodePlan, _: bool) -> Result<RoleChange, Error> {
         match *self {}
     }
@@ -129,6 +113,19 @@ impl<R: RedisApi, D: Dns, I: Inventory> RedisChain<R, D, I> {
     }
 }
 
+/// The chain node an instance is, read from its tags the way the EC2
+/// inventory reads every other node.
+fn chain_node(instance: &Instance) -> Result<crate::chain::model::Node, Error> {
+    node_from(
+        &instance.id,
+        &instance.tags,
+        instance.private_dns_name.as_deref(),
+        instance.private_ip.as_deref(),
+        None,
+    )
+    .map_err(|bad| Error::resource(&instance.id, bad.reason))
+}
+
 fn chain_change(mut report: ClusterReport) -> Result<RoleChange, Error> {
     if let Some(err) = report.failure.take() {
         return Err(err);
@@ -140,16 +137,9 @@ fn chain_change(mut report: ClusterReport) -> Result<RoleChange, Error> {
     })
 }
 
-impl<R: RedisApi, D: Dns, I: Inventory> ChainRole for RedisChain<R, D, I> {
+impl<R: RedisApi, D: Dns, I: Inventory> Roles for RedisChain<R, D, I> {
     async fn join(&self, instance: &Instance, _node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
-        let node = node_from(
-            &instance.id,
-            &instance.tags,
-            instance.private_dns_name.as_deref(),
-            instance.private_ip.as_deref(),
-            None,
-        )
-        .map_err(|bad| Error::resource(&instance.id, bad.reason))?;
+        let node = chain_node(instance)?;
         let settings = self.settings(dry_run);
         chain_change(
             membership::join(
@@ -165,14 +155,7 @@ impl<R: RedisApi, D: Dns, I: Inventory> ChainRole for RedisChain<R, D, I> {
     }
 
     async fn leave(&self, instance: &Instance, _node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
-        let node = node_from(
-            &instance.id,
-            &instance.tags,
-            instance.private_dns_name.as_deref(),
-            instance.private_ip.as_deref(),
-            None,
-        )
-        .map_err(|bad| Error::resource(&instance.id, bad.reason))?;
+        let node = chain_node(instance)?;
         let settings = self.settings(dry_run);
         chain_change(membership::leave(&self.redis, &self.dns, &self.inventory, &node, &settings).await)
     }
@@ -188,7 +171,7 @@ fn nothing(role: Option<Role>) -> RoleChange {
     }
 }
 
-impl<D: Dns, C: ChainRole> Roles for ClusterRoles<D, C> {
+impl<D: Dns, C: Roles> Roles for ClusterRoles<D, C> {
     async fn join(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
         match node.role {
             Some(Role::Search) => self.search()?.join(instance, node, dry_run).await,
