@@ -80,6 +80,33 @@ fn every_fixture_parses_for_its_function() {
                             _ => panic!("{rel}: unexpected {trigger:?}"),
                         }
                     }
+                    "mongo-endpoint" => {
+                        use shared::alarm::{Trigger, parse};
+                        let trigger = parse(&delivery.payload).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                        match (&trigger, rel.contains("alarm")) {
+                            (Trigger::All { cause }, false) => assert_eq!(cause.kind, "schedule"),
+                            (Trigger::Clusters { clusters, cause }, true) => {
+                                assert_eq!(clusters, &["kate.example.com"], "{rel}");
+                                assert_eq!(cause.kind, "alarm", "{rel}");
+                            }
+                            _ => panic!("{rel}: unexpected {trigger:?}"),
+                        }
+                    }
+                    "replset-tasks" => {
+                        use shared::mongo::task::{Task, TaskError};
+                        let Payload::Direct(body) = &delivery.payload else {
+                            panic!("{rel}: a task is a plain JSON body");
+                        };
+                        match Task::parse(&body.to_string()) {
+                            Ok(task) => assert!(task.set.ends_with(".example.com"), "{rel}"),
+                            // The bad-input fixture's first task is of a
+                            // schema version this code does not read.
+                            Err(TaskError::UnknownSchema { found }) if rel.contains("bad") => {
+                                assert_eq!(found, "2")
+                            }
+                            Err(e) => panic!("{rel}: {e}"),
+                        }
+                    }
                     // Functions of later issues: the envelope must open to a
                     // payload that asks for work.
                     _ => assert!(!matches!(delivery.payload, Payload::NoOp { .. }), "{rel}"),
@@ -88,7 +115,7 @@ fn every_fixture_parses_for_its_function() {
             seen += 1;
         }
     }
-    assert!(seen >= 27, "found only {seen} fixtures");
+    assert!(seen >= 34, "found only {seen} fixtures");
 }
 
 #[test]

@@ -458,7 +458,8 @@ async fn duplicate_deliveries_at_once_attach_one_volume() {
     let h = hook(&sdk, &[]);
     let launch = group.event("launch", &node);
     let (a, b) = tokio::join!(invoke(&h, launch.clone()), invoke(&h, launch.clone()));
-    // The arbiter role is not built yet: both end in ABANDON or not-active,
+    // Without TASK_QUEUE_URL the arbiter cannot queue its task: both end in
+    // ABANDON or not-active,
     // but the volume is made and attached exactly once.
     let statuses = [a.unwrap()["status"].clone(), b.unwrap()["status"].clone()];
     assert!(statuses.contains(&json!("abandoned")), "{statuses:?}");

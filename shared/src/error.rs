@@ -87,6 +87,15 @@ pub enum Error {
     #[error("{resource}: {detail}")]
     Resource { resource: String, detail: String },
 
+    /// A data-store node (a MongoDB member) refused or did not answer; the
+    /// driver's error is kept as the source.
+    #[error("{source}")]
+    Store {
+        retryable: bool,
+        #[source]
+        source: BoxError,
+    },
+
     #[error("{function} is not implemented yet: {detail}")]
     NotImplemented {
         function: &'static str,
@@ -122,6 +131,7 @@ impl Error {
             | Error::Request { .. }
             | Error::Resource { .. } => false,
             Error::Aws { retryable, .. }
+            | Error::Store { retryable, .. }
             | Error::Incomplete { retryable, .. }
             | Error::Partial { retryable, .. } => *retryable,
         }
@@ -135,6 +145,7 @@ impl Error {
             Error::Aws { .. } => "AwsError",
             Error::Request { .. } => "InvalidRequest",
             Error::Resource { .. } => "InvalidResource",
+            Error::Store { .. } => "DataStoreError",
             Error::NotImplemented { .. } => "NotImplemented",
             Error::Partial { .. } => "PartialFailure",
             Error::Incomplete { .. } => "Incomplete",

@@ -20,10 +20,14 @@ pub mod error;
 pub mod function;
 pub mod invocation;
 pub mod lifecycle;
+pub mod mongo;
+pub mod mongo_node;
 pub mod notify;
 pub mod pace;
+pub mod pointer;
 pub mod redis_node;
 pub mod route53;
+pub mod sqs;
 pub mod tags;
 pub mod telemetry;
 

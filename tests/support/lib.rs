@@ -8,6 +8,7 @@
 //! [`redis`] runs real `redis-server` processes, for the Redis adapter and
 //! chain tests; each test file owns a range of ports (see there).
 
+pub mod mongo;
 pub mod redis;
 
 use std::collections::HashMap;
@@ -541,4 +542,22 @@ pub async fn hosted_zone(sdk: &SdkConfig, domain: &str) -> String {
         .expect("CreateHostedZone");
     let id = out.hosted_zone().expect("a hosted zone").id();
     id.trim_start_matches("/hostedzone/").to_owned()
+}
+
+/// An EC2 instance in the local AWS tagged with `role` in `cluster`,
+/// reached at `endpoint` (`host:port`); its id.
+pub async fn tagged_instance(sdk: &SdkConfig, role: &str, cluster: &str, endpoint: &str) -> String {
+    use aws_sdk_ec2::types::Tag;
+    let ec2 = Ec2::new(sdk);
+    let id = ec2.instance().await.id;
+    ec2.client
+        .create_tags()
+        .resources(&id)
+        .tags(Tag::builder().key("ninelives:role").value(role).build())
+        .tags(Tag::builder().key("ninelives:cluster").value(cluster).build())
+        .tags(Tag::builder().key("ninelives:endpoint").value(endpoint).build())
+        .send()
+        .await
+        .expect("CreateTags");
+    id
 }

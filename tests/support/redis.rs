@@ -345,17 +345,5 @@ impl Drop for RedisServer {
 /// An EC2 instance in the local AWS tagged as a node of the Redis chain
 /// `cluster` at `endpoint` (`host:port`); its id.
 pub async fn redis_instance(sdk: &aws_config::SdkConfig, cluster: &str, endpoint: &str) -> String {
-    use aws_sdk_ec2::types::Tag;
-    let ec2 = crate::Ec2::new(sdk);
-    let id = ec2.instance().await.id;
-    ec2.client
-        .create_tags()
-        .resources(&id)
-        .tags(Tag::builder().key("ninelives:role").value("redis").build())
-        .tags(Tag::builder().key("ninelives:cluster").value(cluster).build())
-        .tags(Tag::builder().key("ninelives:endpoint").value(endpoint).build())
-        .send()
-        .await
-        .expect("CreateTags");
-    id
+    crate::tagged_instance(sdk, "redis", cluster, endpoint).await
 }

@@ -22,11 +22,12 @@ use shared::function::{Function, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::lifecycle::action::{self, Request};
 use shared::lifecycle::ports::{LifecycleApi, RestoreApi, Roles};
-use shared::lifecycle::roles::{ClusterRoles, RedisChain, SearchRecords};
+use shared::lifecycle::roles::{ClusterRoles, MongoTasks, RedisChain, SearchRecords};
 use shared::lifecycle::run::{self, Settings};
 use shared::notify::{Notifier, SnsNotifier};
 use shared::redis_node::{RedisNodes, RedisSettings};
 use shared::route53::Route53;
+use shared::sqs::{TaskQueueSqs, fifo_queue_url};
 use shared::{ConfigError, Error};
 
 pub const NAME: &str = "lifecycle-hook";
@@ -54,6 +55,9 @@ pub struct Config {
     /// `REDIS_JOIN_WAIT_SECONDS`: how long a launching Redis node may take
     /// to answer before the join is retried (default 60).
     pub join_wait: Duration,
+    /// `TASK_QUEUE_URL`: the replica sets' task queue (SQS FIFO); needed
+    /// only for `mongodb` and `mongodb-arbiter` nodes.
+    pub task_queue_url: Option<String>,
 }
 
 impl Config {
@@ -85,11 +89,21 @@ impl Config {
             redis: redis_settings(env)?,
             policy: policy(env)?,
             join_wait: Duration::from_secs(number(env, "REDIS_JOIN_WAIT_SECONDS", 60, 0, 900)?),
+            task_queue_url: env
+                .get("TASK_QUEUE_URL")
+                .map(|v| {
+                    fifo_queue_url(&v).map_err(|reason| ConfigError::Invalid {
+                        name: "TASK_QUEUE_URL",
+                        value: v.clone(),
+                        reason,
+                    })
+                })
+                .transpose()?,
         })
     }
 }
 
-type Roles53 = ClusterRoles<Route53, RedisChain<RedisNodes, Route53, Ec2>>;
+type Roles53 = ClusterRoles<Route53, RedisChain<RedisNodes, Route53, Ec2>, MongoTasks<TaskQueueSqs>>;
 
 pub struct LifecycleHook<E = Ec2, L = AutoScaling, R = Roles53, N = SnsNotifier> {
     config: Config,
@@ -172,12 +186,16 @@ impl Function for LifecycleHook {
                 config.join_wait,
             )
         });
+        let tasks = config
+            .task_queue_url
+            .as_ref()
+            .map(|url| MongoTasks::new(TaskQueueSqs::from_conf(sdk, url.clone())));
         let notifier = SnsNotifier::from_conf(sdk, config.common.notify_topic_arn.clone());
         LifecycleHook::with(
             config,
             ec2,
             AutoScaling::from_conf(sdk),
-            ClusterRoles::new(search).with_redis(chain),
+            ClusterRoles::new(search).with_redis(chain).with_mongo(tasks),
             notifier,
         )
     }

@@ -1,36 +1,230 @@
-//! mongo-endpoint: points a replica set's Route 53 record at its primary (SPEC item 5).
-//!
-//! Not built yet. The crate exists so the workspace, the deployment template
-//! and `replay` know every function from the start; invoking it returns a
-//! non-retryable `NotImplemented` error, never a success that did nothing.
+//! mongo-endpoint (SPEC item 5): keeps each MongoDB replica set's Route 53
+//! record on its primary. Triggered every minute by a schedule (every
+//! tagged set) and by CloudWatch alarms naming a set in their `cluster`
+//! dimension (the alarm's Lambda action, EventBridge, SNS, SQS). The
+//! handler lists the members from EC2 tags and hands each set to
+//! `shared::mongo::endpoint::follow_primary`: ask every member, find the
+//! one primary, UPSERT the record only when it points elsewhere.
+
+use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
+use futures::future::join_all;
 use lambda_runtime::LambdaEvent;
-use serde_json::Value;
-use shared::config::Env;
-use shared::function::{Function, not_implemented};
+use serde::Serialize;
+use serde_json::{Value, json};
+use shared::alarm::{self, Cause, Trigger};
+use shared::chain::model::InvalidNode;
+use shared::config::{Common, Env, number, required};
+use shared::dns::{self, Dns};
+use shared::ec2::Ec2;
+use shared::envelope::Delivery;
+use shared::function::{Function, Summary, finish};
+use shared::invocation::{Invocation, dispatch};
+use shared::mongo::config::mongo_settings;
+use shared::mongo::endpoint::{SetReport, follow_primary};
+use shared::mongo::ports::{Member, MemberInventory, MongoApi};
+use shared::mongo_node::{MongoNodes, MongoSettings};
+use shared::notify::{Notifier, SnsNotifier};
+use shared::route53::Route53;
 use shared::{ConfigError, Error};
 
 pub const NAME: &str = "mongo-endpoint";
 
-pub struct MongoEndpoint;
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub common: Common,
+    /// `HOSTED_ZONE_ID`: the zone of the sets' records.
+    pub hosted_zone_id: String,
+    /// `RECORD_TTL`: seconds; clients follow a new primary after at most
+    /// this (drivers that discover the set follow it at once anyway).
+    pub record_ttl: i64,
+    pub mongo: MongoSettings,
+}
+
+impl Config {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let zone = required(env, "HOSTED_ZONE_ID")?;
+        let hosted_zone_id = dns::hosted_zone_id(&zone).map_err(|reason| ConfigError::Invalid {
+            name: "HOSTED_ZONE_ID",
+            value: zone.clone(),
+            reason,
+        })?;
+        Ok(Config {
+            common: Common::from_env(env)?,
+            hosted_zone_id,
+            record_ttl: number(env, "RECORD_TTL", 60, 0, 86_400)?,
+            mongo: mongo_settings(env)?,
+        })
+    }
+}
+
+pub struct MongoEndpoint<M = MongoNodes, D = Route53, I = Ec2, N = SnsNotifier> {
+    config: Config,
+    mongo: M,
+    dns: D,
+    inventory: I,
+    notifier: N,
+}
+
+/// What one run did.
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    pub function: &'static str,
+    pub cause: Cause,
+    pub dry_run: bool,
+    pub sets: Vec<SetReport>,
+    /// Instances tagged as members whose tags make no usable member.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_nodes: Vec<InvalidNode>,
+}
+
+impl Summary for RunSummary {
+    fn headline(&self) -> String {
+        let parts: Vec<String> = self
+            .sets
+            .iter()
+            .map(|s| match &s.primary {
+                Some(p) => format!("{} {} ({p})", s.set, s.status),
+                None => format!("{} {}", s.set, s.status),
+            })
+            .collect();
+        if parts.is_empty() {
+            format!("{NAME}: no replica set to check")
+        } else {
+            format!("{NAME}: {}", parts.join(", "))
+        }
+    }
+
+    fn changed(&self) -> bool {
+        self.sets.iter().any(|s| s.changed() || s.failure.is_some())
+    }
+
+    fn take_outcome_error(&mut self) -> Option<Error> {
+        let attempted = self.sets.len();
+        let mut failures: Vec<Error> = self.sets.iter_mut().filter_map(|s| s.failure.take()).collect();
+        match failures.len() {
+            0 => None,
+            1 if attempted == 1 => failures.pop(),
+            failed => {
+                let retryable = failures.iter().any(Error::is_retryable);
+                Some(Error::Partial {
+                    what: "replica sets",
+                    failed,
+                    attempted,
+                    retryable,
+                    first: Box::new(failures.remove(0)),
+                })
+            }
+        }
+    }
+}
+
+impl<M: MongoApi, D: Dns, I: MemberInventory, N: Notifier> MongoEndpoint<M, D, I, N> {
+    pub fn with(config: Config, mongo: M, dns: D, inventory: I, notifier: N) -> Self {
+        MongoEndpoint {
+            config,
+            mongo,
+            dns,
+            inventory,
+            notifier,
+        }
+    }
+
+    pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let invocation = Invocation::from_context(&event.context);
+        dispatch(NAME, event.payload, &invocation.deadline, |delivery| {
+            self.run(delivery)
+        })
+        .await
+    }
+
+    async fn run(&self, delivery: Delivery) -> Result<Value, Error> {
+        let (wanted, cause) = match alarm::parse(&delivery.payload)? {
+            Trigger::Ignore(reason) => {
+                tracing::info!(function = NAME, route = %delivery.route(), reason = %reason, "ignored event");
+                return Ok(json!({ "function": NAME, "ignored": reason }));
+            }
+            Trigger::Clusters { clusters, cause } => (Some(clusters), cause),
+            Trigger::All { cause } => (None, cause),
+        };
+        tracing::info!(function = NAME, route = %delivery.route(), cause = %cause.kind, alarm = ?cause.alarm_name, sets = ?wanted, "primary check");
+        let mut groups: BTreeMap<String, Vec<Member>> = BTreeMap::new();
+        let mut invalid_nodes = Vec::new();
+        for m in self.inventory.mongo_members(None).await? {
+            match m {
+                Ok(member) => groups
+                    .entry(member.node.cluster.clone())
+                    .or_default()
+                    .push(member),
+                Err(bad) => {
+                    tracing::warn!(instance_id = %bad.instance_id, reason = %bad.reason, "mongodb member with unusable tags");
+                    invalid_nodes.push(bad);
+                }
+            }
+        }
+        let names: Vec<String> = wanted.unwrap_or_else(|| groups.keys().cloned().collect());
+        let dry_run = self.config.common.dry_run;
+        let sets = join_all(names.iter().map(|name| {
+            let members = groups.get(name);
+            let invalid_nodes = &invalid_nodes;
+            async move {
+                match members {
+                    Some(members) => {
+                        follow_primary(&self.mongo, &self.dns, name, members, self.config.record_ttl, dry_run).await
+                    }
+                    None => {
+                        let detail = match invalid_nodes
+                            .iter()
+                            .find(|b| b.cluster.as_deref().map(dns::normalize_name).as_deref() == Some(name))
+                        {
+                            Some(bad) => format!(
+                                "unknown replica set: its only member instances have unusable tags ({}: {})",
+                                bad.instance_id, bad.reason
+                            ),
+                            None => format!(
+                                "unknown replica set: no pending or running instance is tagged {}=mongodb or mongodb-arbiter with {} = {name}",
+                                shared::tags::ROLE,
+                                shared::tags::CLUSTER
+                            ),
+                        };
+                        SetReport::empty(name).fail(Error::resource(name, detail))
+                    }
+                }
+            }
+        }))
+        .await;
+        let summary = RunSummary {
+            function: NAME,
+            cause,
+            dry_run,
+            sets,
+            invalid_nodes,
+        };
+        finish(&self.notifier, NAME, summary).await
+    }
+}
 
 impl Function for MongoEndpoint {
     const NAME: &'static str = NAME;
-    type Config = ();
+    type Config = Config;
 
-    fn config(_env: &impl Env) -> Result<(), ConfigError> {
-        Ok(())
+    fn config(env: &impl Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
     }
 
-    fn new(_config: (), _sdk: &SdkConfig) -> Self {
-        MongoEndpoint
+    fn new(config: Config, sdk: &SdkConfig) -> Self {
+        let notifier = SnsNotifier::from_conf(sdk, config.common.notify_topic_arn.clone());
+        let dns = Route53::from_conf(sdk, config.hosted_zone_id.clone());
+        let mongo = MongoNodes::new(config.mongo.clone());
+        MongoEndpoint::with(config, mongo, dns, Ec2::from_conf(sdk), notifier)
     }
 
-    async fn handle(&self, _event: LambdaEvent<Value>) -> Result<Value, Error> {
-        Err(not_implemented(
-            NAME,
-            "primary discovery and the record update are built in the MongoDB issue; no record has been changed",
-        ))
+    async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        self.handle_event(event).await
     }
 }
+
+#[cfg(test)]
+#[path = "tests/config.rs"]
+mod tests;

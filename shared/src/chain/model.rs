@@ -193,6 +193,7 @@ pub fn node_from(
     private_dns_name: Option<&str>,
     private_ip: Option<&str>,
     launch_time: Option<DateTime<Utc>>,
+    default_port: u16,
 ) -> Result<Node, InvalidNode> {
     let raw_cluster = tags
         .get(crate::tags::CLUSTER)
@@ -220,14 +221,14 @@ pub fn node_from(
     let dns = non_empty(private_dns_name);
     let ip = non_empty(private_ip);
     let endpoint = match tags.get(crate::tags::ENDPOINT) {
-        Some(value) => Endpoint::parse(value, DEFAULT_PORT).map_err(|e| {
+        Some(value) => Endpoint::parse(value, default_port).map_err(|e| {
             invalid(
                 Some(cluster.clone()),
                 format!("tag {}: {e}", crate::tags::ENDPOINT),
             )
         })?,
         None => match dns.as_ref().or(ip.as_ref()) {
-            Some(host) => Endpoint::new(host.clone(), DEFAULT_PORT),
+            Some(host) => Endpoint::new(host.clone(), default_port),
             None => {
                 return Err(invalid(
                     Some(cluster),

@@ -1,10 +1,14 @@
-//! [`Inventory`] on EC2: the live instances tagged `ninelives:role=redis`.
-//! The cluster is compared after normalising (case, trailing dot), so it
-//! is filtered here rather than by an exact-match EC2 tag filter.
+//! The cluster inventories on EC2: the live instances tagged
+//! `ninelives:role=redis` ([`Inventory`]) and `mongodb` /
+//! `mongodb-arbiter` ([`MemberInventory`]). The cluster is compared after
+//! normalising (case, trailing dot), so it is filtered here rather than by
+//! an exact-match EC2 tag filter.
 
 use crate::chain::model::{InvalidNode, Node, node_from};
 use crate::chain::ports::Inventory;
 use crate::error::Error;
+use crate::mongo::ports::{Member, MemberInventory};
+use crate::mongo::replset::Kind;
 use crate::tags;
 
 use super::{Ec2, filter, from_sdk_tags};
@@ -14,13 +18,57 @@ const INSTANCE_PAGE: i32 = 1000;
 
 impl Inventory for Ec2 {
     async fn redis_nodes(&self, cluster: Option<&str>) -> Result<Vec<Result<Node, InvalidNode>>, Error> {
+        let found = self
+            .tagged_nodes(&["redis"], crate::chain::model::DEFAULT_PORT, cluster)
+            .await?;
+        Ok(found.into_iter().map(|(node, _)| node).collect())
+    }
+}
+
+impl MemberInventory for Ec2 {
+    async fn mongo_members(&self, cluster: Option<&str>) -> Result<Vec<Result<Member, InvalidNode>>, Error> {
+        let found = self
+            .tagged_nodes(
+                &[MONGODB, MONGODB_ARBITER],
+                crate::mongo::replset::DEFAULT_PORT,
+                cluster,
+            )
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|(node, role)| {
+                node.map(|node| Member {
+                    node,
+                    kind: if role == MONGODB_ARBITER {
+                        Kind::Arbiter
+                    } else {
+                        Kind::Data
+                    },
+                })
+            })
+            .collect())
+    }
+}
+
+const MONGODB: &str = "mongodb";
+const MONGODB_ARBITER: &str = "mongodb-arbiter";
+
+impl Ec2 {
+    /// Live instances whose `ninelives:role` is one of `roles`, with the
+    /// role each has, sorted by instance id.
+    async fn tagged_nodes(
+        &self,
+        roles: &[&str],
+        default_port: u16,
+        cluster: Option<&str>,
+    ) -> Result<Vec<(Result<Node, InvalidNode>, String)>, Error> {
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let out = self
                 .client
                 .describe_instances()
-                .filters(filter(&format!("tag:{}", tags::ROLE), ["redis"]))
+                .filters(filter(&format!("tag:{}", tags::ROLE), roles.iter().copied()))
                 .filters(filter("instance-state-name", ["pending", "running"]))
                 .max_results(INSTANCE_PAGE)
                 .set_next_token(token.take())
@@ -32,12 +80,15 @@ impl Inventory for Ec2 {
                 let launched = i
                     .launch_time()
                     .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+                let tags = from_sdk_tags(i.tags());
+                let role = tags.get(tags::ROLE).cloned().unwrap_or_default();
                 let node = node_from(
                     id,
-                    &from_sdk_tags(i.tags()),
+                    &tags,
                     i.private_dns_name(),
                     i.private_ip_address(),
                     launched,
+                    default_port,
                 );
                 let wanted = match (&node, cluster) {
                     (_, None) => true,
@@ -48,7 +99,7 @@ impl Inventory for Ec2 {
                         .is_some_and(|b| crate::dns::normalize_name(b) == c),
                 };
                 if wanted {
-                    found.push(node);
+                    found.push((node, role));
                 }
             }
             token = out.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
@@ -56,7 +107,7 @@ impl Inventory for Ec2 {
                 break;
             }
         }
-        found.sort_by(|a, b| id_of(a).cmp(id_of(b)));
+        found.sort_by(|a, b| id_of(&a.0).cmp(id_of(&b.0)));
         Ok(found)
     }
 }

@@ -164,7 +164,8 @@ pub trait LifecycleApi: Sync {
 pub struct RoleChange {
     pub role: String,
     /// `upserted`, `unchanged`, `deleted`, `already-gone`, `none`,
-    /// `would-upsert`, `would-delete`.
+    /// `would-upsert`, `would-delete`, `enqueued`, `would-enqueue`, or the
+    /// Redis chain's status.
     pub action: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
@@ -172,7 +173,7 @@ pub struct RoleChange {
 
 impl RoleChange {
     pub fn changed(&self) -> bool {
-        matches!(self.action.as_str(), "upserted" | "deleted")
+        matches!(self.action.as_str(), "upserted" | "deleted" | "enqueued")
     }
 }
 

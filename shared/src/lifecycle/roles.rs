@@ -10,14 +10,16 @@
 //! - `redis`: the node joins its chain as the new tail (or as head when it
 //!   is alone) and leaves it spliced out, a head handing over first
 //!   (`crate::chain::membership`).
-//! - `mongodb`, `mongodb-arbiter`: a seam for the MongoDB task queue. Until
-//!   it is built it fails with a clear "not supported yet" error, so the
-//!   action is abandoned and someone is told, never completed as if the
-//!   node had joined.
+//! - `mongodb`, `mongodb-arbiter`: membership tasks on the replica set's
+//!   task queue (`crate::mongo::task`): on launch `add` (`add-arbiter`), on
+//!   terminate `step-down-if-primary` then `remove`. replset-tasks applies
+//!   them on the primary; the node's own mongod may still be starting (the
+//!   book's reason for a queue), so the hook does not wait for them.
 //! - `postgres` and no role: nothing to join.
 
 use std::time::Duration;
 
+use chrono::Utc;
 use serde_json::json;
 
 use super::node::{NodePlan, Role};
@@ -28,31 +30,57 @@ use crate::chain::ports::{Inventory, RedisApi};
 use crate::chain::reconcile::{ClusterReport, Settings};
 use crate::dns::{self, Change, Dns, RecordSet};
 use crate::error::{ConfigError, Error};
-use crate::function::not_implemented;
+use crate::mongo::ports::TaskQueue;
+use crate::mongo::replset::Kind;
+use crate::mongo::task::Task;
 
 /// The roles, with the adapters each needs.
-pub struct ClusterRoles<D, C = NoChain> {
+pub struct ClusterRoles<D, C = NoChain, M = NoChain> {
     /// `None` when `HOSTED_ZONE_ID` is not set: a search node is then an
     /// error naming the variable.
     search: Option<SearchRecords<D>>,
     /// Likewise for a redis node.
     redis: Option<C>,
+    /// `None` when `TASK_QUEUE_URL` is not set.
+    mongo: Option<M>,
 }
 
-impl<D: Dns> ClusterRoles<D, NoChain> {
+impl<D: Dns> ClusterRoles<D, NoChain, NoChain> {
     pub fn new(search: Option<SearchRecords<D>>) -> Self {
-        ClusterRoles { search, redis: None }
+        ClusterRoles {
+            search,
+            redis: None,
+            mongo: None,
+        }
     }
 }
 
-impl<D: Dns, C: Roles> ClusterRoles<D, C> {
+impl<D: Dns, C: Roles, M: Roles> ClusterRoles<D, C, M> {
     /// The same roles, with `redis` nodes joining and leaving through
     /// `chain` (`None`: no hosted zone, an error naming the variable).
-    pub fn with_redis<C2: Roles>(self, chain: Option<C2>) -> ClusterRoles<D, C2> {
+    pub fn with_redis<C2: Roles>(self, chain: Option<C2>) -> ClusterRoles<D, C2, M> {
         ClusterRoles {
             search: self.search,
             redis: chain,
+            mongo: self.mongo,
         }
+    }
+
+    /// The same roles, with `mongodb` and `mongodb-arbiter` nodes queueing
+    /// their tasks through `tasks` (`None`: no task queue, an error naming
+    /// `TASK_QUEUE_URL`).
+    pub fn with_mongo<M2: Roles>(self, tasks: Option<M2>) -> ClusterRoles<D, C, M2> {
+        ClusterRoles {
+            search: self.search,
+            redis: self.redis,
+            mongo: tasks,
+        }
+    }
+
+    fn mongo(&self) -> Result<&M, Error> {
+        self.mongo.as_ref().ok_or(Error::Config(ConfigError::Missing {
+            name: "TASK_QUEUE_URL",
+        }))
     }
 
     fn search(&self) -> Result<&SearchRecords<D>, Error> {
@@ -122,6 +150,7 @@ fn chain_node(instance: &Instance) -> Result<crate::chain::model::Node, Error> {
         instance.private_dns_name.as_deref(),
         instance.private_ip.as_deref(),
         None,
+        crate::chain::model::DEFAULT_PORT,
     )
     .map_err(|bad| Error::resource(&instance.id, bad.reason))
 }
@@ -161,7 +190,71 @@ impl<R: RedisApi, D: Dns, I: Inventory> Roles for RedisChain<R, D, I> {
     }
 }
 
-const FUNCTION: &str = "lifecycle-hook";
+/// The `mongodb` and `mongodb-arbiter` roles: the set's task queue.
+pub struct MongoTasks<Q> {
+    queue: Q,
+}
+
+impl<Q: TaskQueue> MongoTasks<Q> {
+    pub fn new(queue: Q) -> Self {
+        MongoTasks { queue }
+    }
+
+    async fn enqueue(&self, node: &NodePlan, tasks: Vec<Task>, dry_run: bool) -> Result<RoleChange, Error> {
+        let role = node.role.map_or("none", Role::as_str).to_owned();
+        let mut done = Vec::with_capacity(tasks.len());
+        for task in &tasks {
+            if dry_run {
+                done.push(json!({ "type": task.kind, "host": task.host, "deduplication_id": task.deduplication_id() }));
+                continue;
+            }
+            // In order: a set's tasks are applied in the order they were
+            // sent, and a terminating primary must step down before it is
+            // removed.
+            let sent = self.queue.enqueue(task).await?;
+            done.push(json!({ "type": task.kind, "host": task.host, "message_id": sent.message_id, "deduplication_id": sent.deduplication_id }));
+        }
+        Ok(RoleChange {
+            role,
+            action: if dry_run { "would-enqueue" } else { "enqueued" }.to_owned(),
+            detail: Some(json!({ "set": tasks.first().map(|t| t.set.clone()), "tasks": done })),
+        })
+    }
+}
+
+/// The replica-set member an instance is: its set, its host as the set's
+/// config has it, and whether it holds data.
+fn set_member(instance: &Instance, node: &NodePlan) -> Result<(String, String, Kind), Error> {
+    let member = node_from(
+        &instance.id,
+        &instance.tags,
+        instance.private_dns_name.as_deref(),
+        instance.private_ip.as_deref(),
+        None,
+        crate::mongo::replset::DEFAULT_PORT,
+    )
+    .map_err(|bad| Error::resource(&instance.id, bad.reason))?;
+    let kind = if node.role == Some(Role::MongodbArbiter) {
+        Kind::Arbiter
+    } else {
+        Kind::Data
+    };
+    Ok((member.cluster, member.endpoint.to_string(), kind))
+}
+
+impl<Q: TaskQueue> Roles for MongoTasks<Q> {
+    async fn join(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
+        let (set, host, kind) = set_member(instance, node)?;
+        let tasks = Task::for_launch(&set, &host, &instance.id, kind, Utc::now());
+        self.enqueue(node, tasks, dry_run).await
+    }
+
+    async fn leave(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
+        let (set, host, kind) = set_member(instance, node)?;
+        let tasks = Task::for_terminate(&set, &host, &instance.id, kind, Utc::now());
+        self.enqueue(node, tasks, dry_run).await
+    }
+}
 
 fn nothing(role: Option<Role>) -> RoleChange {
     RoleChange {
@@ -171,15 +264,12 @@ fn nothing(role: Option<Role>) -> RoleChange {
     }
 }
 
-impl<D: Dns, C: Roles> Roles for ClusterRoles<D, C> {
+impl<D: Dns, C: Roles, M: Roles> Roles for ClusterRoles<D, C, M> {
     async fn join(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
         match node.role {
             Some(Role::Search) => self.search()?.join(instance, node, dry_run).await,
             Some(Role::Redis) => self.redis()?.join(instance, node, dry_run).await,
-            Some(Role::Mongodb | Role::MongodbArbiter) => Err(not_implemented(
-                FUNCTION,
-                "the mongodb and mongodb-arbiter roles (enqueue the replica-set add task) are not supported yet; the node was not added to its replica set",
-            )),
+            Some(Role::Mongodb | Role::MongodbArbiter) => self.mongo()?.join(instance, node, dry_run).await,
             role @ (Some(Role::Postgres) | None) => Ok(nothing(role)),
         }
     }
@@ -188,10 +278,7 @@ impl<D: Dns, C: Roles> Roles for ClusterRoles<D, C> {
         match node.role {
             Some(Role::Search) => self.search()?.leave(instance, node, dry_run).await,
             Some(Role::Redis) => self.redis()?.leave(instance, node, dry_run).await,
-            Some(Role::Mongodb | Role::MongodbArbiter) => Err(not_implemented(
-                FUNCTION,
-                "the mongodb and mongodb-arbiter roles (enqueue the step-down and remove tasks) are not supported yet; the replica set was not changed",
-            )),
+            Some(Role::Mongodb | Role::MongodbArbiter) => self.mongo()?.leave(instance, node, dry_run).await,
             role @ (Some(Role::Postgres) | None) => Ok(nothing(role)),
         }
     }

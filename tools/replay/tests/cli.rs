@@ -55,24 +55,44 @@ fn usage_errors_exit_2_with_one_line() {
 
 #[test]
 fn functions_of_later_issues_fail_clearly() {
-    for (function, fixture) in [
-        ("mongo-endpoint", "events-fixtures/mongo-endpoint/scheduled.json"),
-        ("replset-tasks", "events-fixtures/mongo-endpoint/scheduled.json"),
-        (
-            "publish-metrics",
-            "events-fixtures/publish-metrics/scheduled.json",
-        ),
-    ] {
-        let out = replay(&[function, fixture], &[("AWS_REGION", "us-east-1")]);
-        assert_eq!(out.status.code(), Some(1), "{function}");
-        let line = stderr_line(&out);
-        assert!(
-            line.contains(&format!(
-                "{function} failed [NonRetryable.NotImplemented]: {function} is not implemented yet"
-            )),
-            "{line}"
-        );
-    }
+    let (function, fixture) = (
+        "publish-metrics",
+        "events-fixtures/publish-metrics/scheduled.json",
+    );
+    let out = replay(&[function, fixture], &[("AWS_REGION", "us-east-1")]);
+    assert_eq!(out.status.code(), Some(1), "{function}");
+    let line = stderr_line(&out);
+    assert!(
+        line.contains(&format!(
+            "{function} failed [NonRetryable.NotImplemented]: {function} is not implemented yet"
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn mongo_endpoint_needs_its_hosted_zone() {
+    let out = replay(
+        &["mongo-endpoint", "events-fixtures/mongo-endpoint/scheduled.json"],
+        &[("AWS_REGION", "us-east-1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = stderr_line(&out);
+    assert!(line.contains("HOSTED_ZONE_ID"), "{line}");
+}
+
+#[test]
+fn replset_tasks_refuses_what_is_not_a_task() {
+    let out = replay(
+        &["replset-tasks", "events-fixtures/mongo-endpoint/scheduled.json"],
+        &[("AWS_REGION", "us-east-1")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = stderr_line(&out);
+    assert!(
+        line.contains("[NonRetryable.InvalidEvent]") && line.contains("not a replica-set task"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Unit tests of `roles`: the search role's weighted record, and the seams
-//! that must fail loudly until their issues fill them.
+//! Unit tests of `roles`: the search role's weighted record, the mongodb
+//! roles' tasks, and roles that fail loudly when their setting is missing.
 
 use super::*;
 use crate::dns;
@@ -180,7 +180,7 @@ async fn search_needs_a_record_name_and_a_host() {
 }
 
 #[tokio::test]
-async fn unbuilt_roles_fail_and_data_only_roles_do_nothing() {
+async fn unconfigured_roles_fail_and_data_only_roles_do_nothing() {
     let cloud = FakeCloud::default();
     let roles = ClusterRoles::new(Some(SearchRecords::new(&cloud, 60)));
     // Without a chain (no hosted zone) a redis node is an error naming it.
@@ -200,10 +200,11 @@ async fn unbuilt_roles_fail_and_data_only_roles_do_nothing() {
             &[(tags::CLUSTER, "kate.example.com"), (tags::ROLE, role)],
         );
         let p = plan(&i.tags).unwrap();
+        // Without a task queue a mongodb node is an error naming it.
         for result in [roles.join(&i, &p, false).await, roles.leave(&i, &p, false).await] {
             let err = result.unwrap_err();
-            assert_eq!(err.error_type(), "NonRetryable.NotImplemented", "{role}");
-            assert!(err.to_string().contains("not supported yet"), "{err}");
+            assert_eq!(err.error_type(), "NonRetryable.InvalidConfiguration", "{role}");
+            assert!(err.to_string().contains("TASK_QUEUE_URL"), "{err}");
         }
     }
     for pairs in [
@@ -216,4 +217,84 @@ async fn unbuilt_roles_fail_and_data_only_roles_do_nothing() {
         assert_eq!(roles.leave(&i, &p, false).await.unwrap().action, "none");
     }
     assert_eq!(cloud.calls("ListResourceRecordSets"), 0);
+}
+
+/// A task queue in memory: what was sent, in order, deduplicated the way
+/// SQS FIFO does.
+#[derive(Default)]
+struct FakeQueue {
+    sent: std::sync::Mutex<Vec<Task>>,
+}
+
+impl TaskQueue for FakeQueue {
+    async fn enqueue(&self, task: &Task) -> Result<crate::mongo::ports::Enqueued, Error> {
+        let mut sent = self.sent.lock().unwrap();
+        if !sent
+            .iter()
+            .any(|t| t.deduplication_id() == task.deduplication_id())
+        {
+            sent.push(task.clone());
+        }
+        Ok(crate::mongo::ports::Enqueued {
+            message_id: format!("m-{}", sent.len()),
+            deduplication_id: task.deduplication_id(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn mongodb_nodes_queue_their_tasks_in_order() {
+    use crate::mongo::task::TaskType;
+    let cloud = FakeCloud::default();
+    let queue = FakeQueue::default();
+    let roles =
+        ClusterRoles::new(Some(SearchRecords::new(&cloud, 60))).with_mongo(Some(MongoTasks::new(&queue)));
+    let data = instance(
+        "i-0000000000000000a",
+        &[(tags::CLUSTER, "Kate.Example.com."), (tags::ROLE, "mongodb")],
+    );
+    let arbiter = instance(
+        "i-0000000000000000b",
+        &[
+            (tags::CLUSTER, "kate.example.com"),
+            (tags::ROLE, "mongodb-arbiter"),
+            (tags::ENDPOINT, "10.0.3.3:27018"),
+        ],
+    );
+    let (pd, pa) = (plan(&data.tags).unwrap(), plan(&arbiter.tags).unwrap());
+
+    let dry = roles.join(&data, &pd, true).await.unwrap();
+    assert_eq!(dry.action, "would-enqueue");
+    assert!(queue.sent.lock().unwrap().is_empty(), "a dry run sends nothing");
+
+    let joined = roles.join(&data, &pd, false).await.unwrap();
+    assert_eq!(joined.action, "enqueued");
+    assert!(joined.changed());
+    // A duplicate delivery of the launch event: SQS drops the copy.
+    roles.join(&data, &pd, false).await.unwrap();
+    roles.join(&arbiter, &pa, false).await.unwrap();
+    roles.leave(&data, &pd, false).await.unwrap();
+    roles.leave(&arbiter, &pa, false).await.unwrap();
+
+    let sent = queue.sent.lock().unwrap();
+    let got: Vec<(TaskType, &str, &str)> = sent
+        .iter()
+        .map(|t| (t.kind, t.host.as_str(), t.instance_id.as_str()))
+        .collect();
+    let host = "ip-10-0-0-19.eu-west-1.compute.internal:27017";
+    assert_eq!(
+        got,
+        [
+            (TaskType::Add, host, "i-0000000000000000a"),
+            (TaskType::AddArbiter, "10.0.3.3:27018", "i-0000000000000000b"),
+            (TaskType::StepDownIfPrimary, host, "i-0000000000000000a"),
+            (TaskType::Remove, host, "i-0000000000000000a"),
+            (TaskType::Remove, "10.0.3.3:27018", "i-0000000000000000b"),
+        ]
+    );
+    assert!(
+        sent.iter().all(|t| t.set == "kate.example.com"),
+        "the set name is normalised"
+    );
+    assert!(sent.iter().all(|t| Task::parse(&t.to_json()).as_ref() == Ok(t)));
 }

@@ -132,7 +132,7 @@ async fn unfixable_failures_abandon_with_the_reason() {
         ),
         (
             vec![(tags::CLUSTER, "kate.example.com"), (tags::ROLE, "mongodb")],
-            "not supported yet",
+            "TASK_QUEUE_URL",
         ),
     ];
     for (pairs, expected) in cases {
