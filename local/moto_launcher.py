@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Local AWS for ninelives: moto's server plus nine small emulator extensions.
+"""Local AWS for ninelives: moto's server plus ten small emulator extensions.
 
 Written against moto 5.2.5 (the pin in local/requirements.txt). Each extension
 below is one function that says which real-AWS behaviour it supplies and why we
@@ -114,6 +114,17 @@ i. atomic_change_batches: Route 53 checks every change of a
    removes that one record. UPSERT is moto's. Batches run one at a time
    under a lock and replace the zone's records in one step, so of two
    concurrent DELETE(X)+CREATE(Y) swaps of one record exactly one succeeds.
+j. fifo_redelivery_order: SQS FIFO hands back a message group in order: a
+   message whose visibility timeout ran out (a consumer failed it) is
+   delivered again before the later messages of its group. Moto 5.2.5 keeps
+   such messages in its "in flight" set until its receive loop reaches
+   each one, and counts a group as busy while any of them is there: the
+   first message of the group was skipped (its group still looked busy
+   because of the later ones) and a later message was delivered first. The
+   patch drops messages that are visible again from the in-flight set before
+   moto's ReceiveMessage runs, so a group is busy only while a message of it
+   is really invisible. replset-tasks relies on that order (a later task of
+   a set is never applied before an earlier failed one).
 
 Recorded lifecycle calls
 ------------------------
@@ -160,6 +171,9 @@ INFO_ROUTE = "/_ninelives/info"
 
 # Every moto attribute a patch below reads or replaces, as "module:attr.path".
 PATCH_TARGETS = [
+    "moto.sqs.models:SQSBackend.receive_message",
+    "moto.sqs.models:SQSBackend.get_queue",
+    "moto.sqs.models:Queue.pending_messages",
     "moto.settings:ec2_load_default_amis",
     "moto.ec2.models.core:TaggedEC2Resource.get_tags",
     "moto.ec2.models.tags:TagBackend.describe_tags",
@@ -993,6 +1007,25 @@ class NinelivesRoutes:
         return [data]
 
 
+# --- j. FIFO redelivery order --------------------------------------------------
+
+
+def fifo_redelivery_order() -> None:
+    """ReceiveMessage: a group's messages that are visible again are no longer in flight."""
+    from moto.sqs.models import SQSBackend
+
+    original = SQSBackend.receive_message
+
+    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        if queue.fifo_queue:
+            for message in [m for m in queue.pending_messages if m.visible]:
+                queue.pending_messages.remove(message)
+        return original(self, queue_name, *args, **kwargs)
+
+    SQSBackend.receive_message = receive_message
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -1017,6 +1050,7 @@ def main(argv: list[str] | None = None) -> None:
     attach_volume_checks()
     record_set_identifier_paging()
     atomic_change_batches()
+    fifo_redelivery_order()
     extensions += [
         "page_describe_calls",
         "ami_snapshots_in_use",
@@ -1025,6 +1059,7 @@ def main(argv: list[str] | None = None) -> None:
         "attach_volume_checks",
         "record_set_identifier_paging",
         "atomic_change_batches",
+        "fifo_redelivery_order",
     ]
 
     from moto.moto_server.werkzeug_app import (

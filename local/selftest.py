@@ -185,7 +185,7 @@ def run_checks(
     expected_ext = {
         "no_default_amis", "index_tag_lookup", "page_describe_calls", "ami_snapshots_in_use", "lifecycle_actions",
         "create_volume_client_token", "attach_volume_checks", "record_set_identifier_paging",
-        "atomic_change_batches",
+        "atomic_change_batches", "fifo_redelivery_order",
     }
     expect(info.get("launcher") == "ninelives-local-aws", f"/_ninelives/info: not our launcher: {info}")
     missing = expected_ext - set(info.get("extensions", []))
@@ -709,6 +709,22 @@ def run_checks(
         current = won[0]
     say("ok: 20 rounds of two concurrent DELETE+CREATE swaps of one record: exactly 1 succeeds each, "
         "the other InvalidChangeBatch, the record holds the winner's value")
+
+    # j. FIFO redelivery order
+    sqs = boto3.session.Session(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        region_name=REGION,
+    ).client("sqs", endpoint_url=endpoint)
+    url = sqs.create_queue(QueueName=f"selftest-{RUN}.fifo",
+                           Attributes={"FifoQueue": "true", "VisibilityTimeout": "0"})["QueueUrl"]
+    cleanup.append(lambda: sqs.delete_queue(QueueUrl=url))
+    for body in ("first", "second", "third"):
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+    for round_ in range(3):
+        got = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
+        expect(got[:1] == ["first"], f"round {round_}: a failed group head must come back first, got {got}")
+    say("ok: SQS FIFO: a message handed back (visibility timeout out) is delivered again before later ones of its group")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,12 @@ trap 'scripts/local-aws.sh stop || true' EXIT
 eval "$(scripts/local-aws.sh env)"
 scripts/local-aws.sh selftest
 
+# The MongoDB tests play their replica sets with local/mongo_peer.py (no
+# mongod is installable here); its own checks run first, on the local-AWS
+# venv's Python, which has mockupdb and pymongo from local/requirements.txt.
+say "MongoDB wire-protocol peer self-test"
+"$(scripts/local-aws.sh python)" local/mongo_peer_selftest.py
+
 say "cargo test --workspace"
 log=$(mktemp)
 set +e
