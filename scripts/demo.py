@@ -7,9 +7,11 @@ account (a few weeks of history, then today), and says in plain words what
 happened and what was kept. Then an Auto Scaling group of one loses its
 instance and lifecycle-hook gives the replacement its data back from the
 latest snapshot, and a search node joins and leaves its weighted record.
-Last, a three-node Redis chain on loopback loses its head: redis-failover
+Then a three-node Redis chain on loopback loses its head: redis-failover
 promotes the next node, moves the record, and fences the old head when it
-comes back. Every function call is a real
+comes back. Last, a MongoDB replica set (played by local/mongo_peer.py, a
+wire-protocol peer, as no mongod is installable here) gets a new member
+through the task queue, and its record follows an election. Every function call is a real
 `cargo run -q --bin replay -- FUNCTION EVENT_FILE`, printed as it runs; boto3
 is used only to build the fleet and to look at the result.
 """
@@ -41,12 +43,15 @@ CACHE = "cache.example.com"
 SEARCH = "search.example.com"
 CHAIN = "chain.example.com"
 CHAIN_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+MONGO = "mongo.example.com"
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 HOUR = NOW.replace(minute=0, second=0)
 
 ec2 = boto3.client("ec2")
 autoscaling = boto3.client("autoscaling")
 route53 = boto3.client("route53")
+# The awscli/boto3 SQS client ignores AWS_ENDPOINT_URL on some versions.
+sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
 work = Path(tempfile.mkdtemp(prefix="ninelives-demo-"))
 
 
@@ -228,6 +233,8 @@ def main() -> None:
     zone_id = search_records()
     say()
     redis_chain(zone_id)
+    say()
+    mongo_set(zone_id)
     say()
     say("Replay any fixture yourself: eval \"$(scripts/local-aws.sh env)\" and then")
     say("  cargo run -q --bin replay -- snapshot-volumes events-fixtures/snapshot-volumes/scheduled-weekly.json")
@@ -449,6 +456,83 @@ def redis_chain(zone_id: str) -> None:
         time.sleep(0.1)
     say(f"     {head}: {role(head)}; it now holds after-failover={cli(head, 'GET', 'after-failover')!r}; "
         f"{CHAIN} -> {record(zone_id, CHAIN)}, tail -> {record(zone_id, 'tail.' + CHAIN)}")
+
+
+def peer_command(control: str, **command: object) -> dict:
+    """A control command to the replica-set peer (who is primary, its config)."""
+    import pymongo
+
+    host, port = control.rsplit(":", 1)
+    with pymongo.MongoClient(host, int(port), directConnection=True, serverSelectionTimeoutMS=3000) as client:
+        return client.admin.command({"ninelivesPeer": command.pop("verb"), **command})
+
+
+def sqs_event(queue_url: str) -> tuple[dict, list[dict]]:
+    """What Lambda's event source mapping hands replset-tasks: the queue's next batch."""
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                   MessageSystemAttributeNames=["All"]).get("Messages", [])
+    records = [{
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+        "eventSource": "aws:sqs", "eventSourceARN": f"arn:aws:sqs:{os.environ.get('AWS_REGION', 'us-east-1')}:"
+                                                     f"123456789012:{queue_url.rsplit('/', 1)[-1]}",
+        "awsRegion": os.environ.get("AWS_REGION", "us-east-1"),
+    } for m in messages]
+    return {"Records": records}, messages
+
+
+def mongo_set(zone_id: str) -> None:
+    say(f"11. {MONGO}: a MongoDB replica set (two data members and an arbiter) and its task queue")
+    spec = {"set": MONGO, "members": [{"host": "127.0.0.2"}, {"host": "127.0.0.3"}, {"host": "127.0.0.4", "arbiter": True}],
+            "spares": [{"host": "127.0.0.5"}]}
+    peer = subprocess.Popen([sys.executable, str(ROOT / "local" / "mongo_peer.py"), "--spec", json.dumps(spec)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    atexit.register(peer.kill)
+    ready = json.loads(peer.stdout.readline())
+    members, spare, control = ready["members"], ready["spares"][0], ready["control"]
+    say("   (played by local/mongo_peer.py, a MongoDB wire-protocol peer: no mongod is installable here)")
+    for i, host in enumerate(members):
+        ec2.run_instances(ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                          TagSpecifications=[{"ResourceType": "instance", "Tags": tags({
+                              "ninelives:role": "mongodb-arbiter" if i == 2 else "mongodb",
+                              "ninelives:cluster": MONGO, "ninelives:endpoint": host})}])
+    env = {"HOSTED_ZONE_ID": zone_id}
+    r = replay("mongo-endpoint", {"cluster": MONGO}, "mongo-check", **env)
+    s = r["sets"][0]
+    say(f"   mongo-endpoint asks each member `hello`: primary {s['primary']} ({s['primary_instance']}); "
+        f"{MONGO} -> {record(zone_id, MONGO)} ({s['status']})")
+    dlq = sqs.create_queue(QueueName="replset-tasks-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName="replset-tasks.fifo", Attributes={
+        "FifoQueue": "true", "VisibilityTimeout": "0",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})})["QueueUrl"]
+    instance = group_of_one("mongo", {"ninelives:cluster": MONGO, "ninelives:role": "mongodb",
+                                      "ninelives:endpoint": spare, "ninelives:restore": "none", "ninelives:size": "4"})
+    say(f"   Auto Scaling launches {instance} (mongod at {spare}); the launch hook's event reaches lifecycle-hook:")
+    r = replay("lifecycle-hook", lifecycle_event("launch", "mongo", instance, 11), "mongo-launch", TASK_QUEUE_URL=queue)
+    task = r["role"]["detail"]["tasks"][0]
+    say(f"     {r['role']['action']} `{task['type']} {task['host']}` on the FIFO queue (group {MONGO}, "
+        f"deduplication id {task['deduplication_id']}); lifecycle action: {r['result']}")
+    event, messages = sqs_event(queue)
+    r = replay("replset-tasks", event, "mongo-tasks")
+    failed = {f["itemIdentifier"] for f in r["batchItemFailures"]}
+    for m in messages:
+        if m["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    config = peer_command(control, verb="state")["config"]
+    added = next(m for m in config["members"] if m["host"] == spare)
+    say(f"   replset-tasks applies it on the primary with replSetReconfig: config version {config['version']}, "
+        f"{spare} is member _id {added['_id']} (votes {added['votes']}, priority {added['priority']}); "
+        f"{len(failed)} task(s) left on the queue")
+    say(f"   An election: {members[1]} becomes primary. The set's alarm reaches mongo-endpoint through EventBridge:")
+    peer_command(control, verb="setPrimary", host=members[1])
+    alarm = json.loads((FIXTURES / "mongo-endpoint" / "alarm-eventbridge.json").read_text().replace("kate.example.com", MONGO))
+    r = replay("mongo-endpoint", alarm, "mongo-alarm", **env)
+    s = r["sets"][0]
+    say(f"     {s['status']}: {MONGO} -> {record(zone_id, MONGO)} (was {s['record']['from']})")
+    r = replay("mongo-endpoint", {"cluster": MONGO}, "mongo-again", **env)
+    say(f"   The next minute's check finds it {r['sets'][0]['status']}: no change, no Route 53 write.")
+    peer.kill()
 
 
 if __name__ == "__main__":

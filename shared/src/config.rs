@@ -38,6 +38,21 @@ impl<S: std::hash::BuildHasher> Env for HashMap<&str, &str, S> {
     }
 }
 
+/// `HOSTED_ZONE_ID`, when set: a hosted zone id (`Z...`, the
+/// `/hostedzone/` prefix accepted).
+pub fn hosted_zone(env: &impl Env) -> Result<Option<String>, ConfigError> {
+    const NAME: &str = "HOSTED_ZONE_ID";
+    env.get(NAME)
+        .map(|v| {
+            crate::dns::hosted_zone_id(&v).map_err(|reason| ConfigError::Invalid {
+                name: NAME,
+                value: v.clone(),
+                reason,
+            })
+        })
+        .transpose()
+}
+
 /// A value that must be present.
 pub fn required(env: &impl Env, name: &'static str) -> Result<String, ConfigError> {
     env.get(name).ok_or(ConfigError::Missing { name })

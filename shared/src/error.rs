@@ -196,6 +196,27 @@ impl Error {
         }
     }
 
+    /// The outcome of `attempted` independent pieces of work (clusters,
+    /// replica sets) of which `failures` failed: nothing, the one failure
+    /// when there was one piece, else a [`Error::Partial`] retryable if any
+    /// failure is.
+    pub fn combine(what: &'static str, attempted: usize, mut failures: Vec<Error>) -> Option<Error> {
+        match failures.len() {
+            0 => None,
+            1 if attempted == 1 => failures.pop(),
+            failed => {
+                let retryable = failures.iter().any(Error::is_retryable);
+                Some(Error::Partial {
+                    what,
+                    failed,
+                    attempted,
+                    retryable,
+                    first: Box::new(failures.remove(0)),
+                })
+            }
+        }
+    }
+
     /// The AWS error code, if this is an AWS service error.
     pub fn aws_code(&self) -> Option<&str> {
         match self {

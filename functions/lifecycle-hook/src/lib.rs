@@ -14,8 +14,7 @@ use shared::autoscaling::AutoScaling;
 use shared::chain::config::{policy, redis_settings};
 use shared::chain::plan::Policy;
 use shared::chain::reconcile::Settings as ChainSettings;
-use shared::config::{Common, Env, number};
-use shared::dns;
+use shared::config::{Common, Env, hosted_zone, number};
 use shared::ec2::Ec2;
 use shared::envelope::Delivery;
 use shared::function::{Function, finish};
@@ -62,16 +61,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let hosted_zone_id = env
-            .get("HOSTED_ZONE_ID")
-            .map(|v| {
-                dns::hosted_zone_id(&v).map_err(|reason| ConfigError::Invalid {
-                    name: "HOSTED_ZONE_ID",
-                    value: v.clone(),
-                    reason,
-                })
-            })
-            .transpose()?;
+        let hosted_zone_id = hosted_zone(env)?;
         let volume_type = env.get("VOLUME_TYPE").unwrap_or_else(|| "gp3".to_owned());
         if !VOLUME_TYPES.contains(&volume_type.as_str()) {
             return Err(ConfigError::Invalid {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use shared::alarm::{self, Cause, Trigger};
 use shared::chain::model::InvalidNode;
-use shared::config::{Common, Env, number, required};
+use shared::config::{Common, Env, hosted_zone, number};
 use shared::dns::{self, Dns};
 use shared::ec2::Ec2;
 use shared::envelope::Delivery;
@@ -44,11 +44,8 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let zone = required(env, "HOSTED_ZONE_ID")?;
-        let hosted_zone_id = dns::hosted_zone_id(&zone).map_err(|reason| ConfigError::Invalid {
+        let hosted_zone_id = hosted_zone(env)?.ok_or(ConfigError::Missing {
             name: "HOSTED_ZONE_ID",
-            value: zone.clone(),
-            reason,
         })?;
         Ok(Config {
             common: Common::from_env(env)?,
@@ -102,21 +99,8 @@ impl Summary for RunSummary {
 
     fn take_outcome_error(&mut self) -> Option<Error> {
         let attempted = self.sets.len();
-        let mut failures: Vec<Error> = self.sets.iter_mut().filter_map(|s| s.failure.take()).collect();
-        match failures.len() {
-            0 => None,
-            1 if attempted == 1 => failures.pop(),
-            failed => {
-                let retryable = failures.iter().any(Error::is_retryable);
-                Some(Error::Partial {
-                    what: "replica sets",
-                    failed,
-                    attempted,
-                    retryable,
-                    first: Box::new(failures.remove(0)),
-                })
-            }
-        }
+        let failures = self.sets.iter_mut().filter_map(|c| c.failure.take()).collect();
+        Error::combine("replica sets", attempted, failures)
     }
 }
 

@@ -21,7 +21,7 @@ use shared::chain::model::{InvalidNode, Node};
 use shared::chain::plan::{Intent, Policy};
 use shared::chain::ports::{Inventory, RedisApi};
 use shared::chain::reconcile::{ClusterReport, Settings, reconcile};
-use shared::config::{Common, Env, number, required};
+use shared::config::{Common, Env, hosted_zone, number};
 use shared::dns::{self, Dns};
 use shared::ec2::Ec2;
 use shared::envelope::Delivery;
@@ -51,11 +51,8 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let zone = required(env, "HOSTED_ZONE_ID")?;
-        let hosted_zone_id = dns::hosted_zone_id(&zone).map_err(|reason| ConfigError::Invalid {
+        let hosted_zone_id = hosted_zone(env)?.ok_or(ConfigError::Missing {
             name: "HOSTED_ZONE_ID",
-            value: zone.clone(),
-            reason,
         })?;
         Ok(Config {
             common: Common::from_env(env)?,
@@ -110,25 +107,12 @@ impl Summary for RunSummary {
 
     fn take_outcome_error(&mut self) -> Option<Error> {
         let attempted = self.clusters.len();
-        let mut failures: Vec<Error> = self
+        let failures = self
             .clusters
             .iter_mut()
             .filter_map(|c| c.failure.take())
             .collect();
-        match failures.len() {
-            0 => None,
-            1 if attempted == 1 => failures.pop(),
-            failed => {
-                let retryable = failures.iter().any(Error::is_retryable);
-                Some(Error::Partial {
-                    what: "clusters",
-                    failed,
-                    attempted,
-                    retryable,
-                    first: Box::new(failures.remove(0)),
-                })
-            }
-        }
+        Error::combine("clusters", attempted, failures)
     }
 }
 
