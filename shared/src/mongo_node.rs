@@ -11,6 +11,10 @@
 //! 30 s default) and [`MongoSettings::command_timeout`] the command itself;
 //! a step-down may take its catch-up period on top.
 //!
+//! `hello` is asked without logging in (it needs no privilege, and an
+//! arbiter holds no users, so it refuses every login); the `replSet*`
+//! commands log in with the configured user.
+//!
 //! Errors are classified for the logic (see [`MemberError`]): unreachable
 //! or timed out is `Down`, refused credentials `Auth`, an error reply
 //! `Command` with the server's code, an unreadable answer `Malformed`.
@@ -71,7 +75,8 @@ impl fmt::Debug for MongoSettings {
 #[derive(Clone)]
 pub struct MongoNodes {
     settings: MongoSettings,
-    clients: Arc<Mutex<HashMap<Endpoint, Client>>>,
+    /// By member and whether the client logs in.
+    clients: Arc<Mutex<HashMap<(Endpoint, bool), Client>>>,
 }
 
 impl fmt::Debug for MongoNodes {
@@ -83,6 +88,7 @@ impl fmt::Debug for MongoNodes {
 }
 
 const HELLO: &str = "hello";
+const COMMAND_NOT_FOUND: i32 = 59;
 const STATUS: &str = "replSetGetStatus";
 const GET_CONFIG: &str = "replSetGetConfig";
 const RECONFIG: &str = "replSetReconfig";
@@ -96,15 +102,19 @@ impl MongoNodes {
         }
     }
 
-    fn client(&self, member: &Endpoint) -> Result<Client, MemberError> {
+    /// A client of `member`; `login` with the configured credentials.
+    /// `hello` needs none, and an arbiter holds no users at all (it refuses
+    /// any login), so it is asked without.
+    fn client(&self, member: &Endpoint, login: bool) -> Result<Client, MemberError> {
         // A poisoned lock only means another task panicked while holding
         // it; the map itself is still a valid cache.
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(member) {
+        let key = (member.clone(), login);
+        if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
         let s = &self.settings;
-        let credential = s.username.as_ref().map(|user| {
+        let credential = s.username.as_ref().filter(|_| login).map(|user| {
             Credential::builder()
                 .username(user.clone())
                 .password(s.password.clone())
@@ -136,7 +146,7 @@ impl MongoNodes {
             command: "connect",
             detail: format!("invalid client options: {e}"),
         })?;
-        clients.insert(member.clone(), client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
     }
 
@@ -149,7 +159,7 @@ impl MongoNodes {
         body: Document,
         extra: Duration,
     ) -> Result<Document, MemberError> {
-        let client = self.client(member)?;
+        let client = self.client(member, command != HELLO)?;
         let bound = self.settings.connect_timeout + self.settings.command_timeout + extra;
         let admin = client.database("admin");
         let call = admin.run_command(body);
@@ -201,9 +211,14 @@ fn classify(member: &Endpoint, command: &'static str, e: mongodb::error::Error) 
 
 impl MongoApi for MongoNodes {
     async fn hello(&self, member: &Endpoint) -> Result<Hello, MemberError> {
-        let reply = self
-            .run(member, HELLO, doc! { "hello": 1 }, Duration::ZERO)
-            .await?;
+        let reply = match self.run(member, HELLO, doc! { "hello": 1 }, Duration::ZERO).await {
+            // `hello` came in 4.4.2; 4.4.0 and 4.4.1 know only `isMaster`.
+            Err(e) if e.code() == Some(COMMAND_NOT_FOUND) => {
+                self.run(member, HELLO, doc! { "isMaster": 1 }, Duration::ZERO)
+                    .await?
+            }
+            other => other?,
+        };
         Ok(read_hello(&reply))
     }
 

@@ -22,7 +22,7 @@ use shared::ec2::Ec2;
 use shared::envelope::{Delivery, Payload};
 use shared::error::EventError;
 use shared::function::Function;
-use shared::invocation::{Invocation, dispatch};
+use shared::invocation::{Deadline, Invocation, dispatch};
 use shared::mongo::apply::{TaskSettings, apply};
 use shared::mongo::config::mongo_settings;
 use shared::mongo::ports::{MemberInventory, MongoApi};
@@ -89,13 +89,16 @@ impl<M: MongoApi, I: MemberInventory, N: Notifier> ReplsetTasks<M, I, N> {
     pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let invocation = Invocation::from_context(&event.context);
         dispatch(NAME, event.payload, &invocation.deadline, |delivery| {
-            self.run(delivery)
+            self.run(delivery, &invocation.deadline)
         })
         .await
     }
 
-    /// One task.
-    async fn run(&self, delivery: Delivery) -> Result<Value, Error> {
+    /// One task. A task still running at the invocation's hard deadline is
+    /// given up (reported as failed, to be delivered again) so that the
+    /// batch's answer still reaches Lambda: a timed-out invocation would
+    /// count every message of the batch as failed.
+    async fn run(&self, delivery: Delivery, deadline: &Deadline) -> Result<Value, Error> {
         let route = delivery.route();
         let body = match delivery.payload {
             Payload::Direct(value) => value,
@@ -113,7 +116,12 @@ impl<M: MongoApi, I: MemberInventory, N: Notifier> ReplsetTasks<M, I, N> {
             )))
         })?;
         tracing::info!(function = NAME, route = %route, task = %task.kind, set = %task.set, host = %task.host, instance_id = %task.instance_id, "task received");
-        let report = apply(&self.mongo, &self.inventory, &task, &self.config.tasks).await?;
+        let report = deadline
+            .within(
+                "the task",
+                apply(&self.mongo, &self.inventory, &task, &self.config.tasks),
+            )
+            .await?;
         let value = serde_json::to_value(&report).unwrap_or(Value::Null);
         tracing::info!(function = NAME, task = %task.kind, set = %task.set, host = %task.host, result = report.result, "task done");
         if report.changed() {

@@ -31,7 +31,7 @@ use crate::chain::reconcile::{ClusterReport, Settings};
 use crate::dns::{self, Change, Dns, RecordSet};
 use crate::error::{ConfigError, Error};
 use crate::mongo::ports::TaskQueue;
-use crate::mongo::replset::Kind;
+use crate::mongo::replset::{Kind, normalize_host};
 use crate::mongo::task::Task;
 
 /// The roles, with the adapters each needs.
@@ -223,8 +223,15 @@ impl<Q: TaskQueue> MongoTasks<Q> {
 }
 
 /// The replica-set member an instance is: its set, its host as the set's
-/// config has it, and whether it holds data.
-fn set_member(instance: &Instance, node: &NodePlan) -> Result<(String, String, Kind), Error> {
+/// config has it (and its other names), and whether it holds data.
+struct SetMember {
+    set: String,
+    host: String,
+    aliases: Vec<String>,
+    kind: Kind,
+}
+
+fn set_member(instance: &Instance, node: &NodePlan) -> Result<SetMember, Error> {
     let member = node_from(
         &instance.id,
         &instance.tags,
@@ -234,25 +241,63 @@ fn set_member(instance: &Instance, node: &NodePlan) -> Result<(String, String, K
         crate::mongo::replset::DEFAULT_PORT,
     )
     .map_err(|bad| Error::resource(&instance.id, bad.reason))?;
-    let kind = if node.role == Some(Role::MongodbArbiter) {
-        Kind::Arbiter
-    } else {
-        Kind::Data
+    let port = member.endpoint.port;
+    let canonical = |host: &str| {
+        // An IPv6 address (the only host with a ':') goes in brackets.
+        let with_port = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        normalize_host(&with_port)
+            .map_err(|e| Error::resource(&instance.id, format!("tag {}: {e}", crate::tags::ENDPOINT)))
     };
-    Ok((member.cluster, member.endpoint.to_string(), kind))
+    let host = canonical(&member.endpoint.host)?;
+    let mut aliases = Vec::new();
+    for alias in &member.aliases {
+        let alias = canonical(alias)?;
+        if alias != host && !aliases.contains(&alias) {
+            aliases.push(alias);
+        }
+    }
+    Ok(SetMember {
+        set: member.cluster,
+        host,
+        aliases,
+        kind: if node.role == Some(Role::MongodbArbiter) {
+            Kind::Arbiter
+        } else {
+            Kind::Data
+        },
+    })
+}
+
+/// The tasks, each checked as replset-tasks will check it: a task it
+/// would refuse fails the lifecycle action here, where someone sees it.
+fn checked(tasks: Vec<Task>, m: &SetMember, instance: &Instance) -> Result<Vec<Task>, Error> {
+    tasks
+        .into_iter()
+        .map(|t| {
+            let t = t.with_aliases(m.aliases.clone());
+            t.validate().map_err(|e| {
+                Error::resource(&instance.id, format!("cannot queue its {} task: {e}", t.kind))
+            })?;
+            Ok(t)
+        })
+        .collect()
 }
 
 impl<Q: TaskQueue> Roles for MongoTasks<Q> {
     async fn join(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
-        let (set, host, kind) = set_member(instance, node)?;
-        let tasks = Task::for_launch(&set, &host, &instance.id, kind, Utc::now());
-        self.enqueue(node, tasks, dry_run).await
+        let m = set_member(instance, node)?;
+        let tasks = Task::for_launch(&m.set, &m.host, &instance.id, m.kind, Utc::now());
+        self.enqueue(node, checked(tasks, &m, instance)?, dry_run).await
     }
 
     async fn leave(&self, instance: &Instance, node: &NodePlan, dry_run: bool) -> Result<RoleChange, Error> {
-        let (set, host, kind) = set_member(instance, node)?;
-        let tasks = Task::for_terminate(&set, &host, &instance.id, kind, Utc::now());
-        self.enqueue(node, tasks, dry_run).await
+        let m = set_member(instance, node)?;
+        let tasks = Task::for_terminate(&m.set, &m.host, &instance.id, m.kind, Utc::now());
+        self.enqueue(node, checked(tasks, &m, instance)?, dry_run).await
     }
 }
 

@@ -10,6 +10,11 @@
 //! that is success. Nothing is ever applied half-way: a task is one
 //! reconfig or one step-down.
 //!
+//! A member may be in the config under another name than the task's host
+//! (the config says `10.0.1.17:27017` where the tags give a DNS name): the
+//! task's `aliases` are tried too, so a remove or a step-down finds it and
+//! an add does not add the same mongod twice.
+//!
 //! An `add` is applied only for a host that EC2 says is a member of the
 //! set (a live instance tagged with the set and the matching role whose
 //! endpoint is that host), so a stray or forged task cannot add a host
@@ -124,7 +129,7 @@ pub async fn apply(
 
     match task.kind {
         TaskType::StepDownIfPrimary => {
-            if !same_host(&task.host, &primary_host) {
+            if !task.names().any(|n| same_host(n, &primary_host)) {
                 report.result = "not-primary";
                 return Ok(report);
             }
@@ -152,7 +157,7 @@ pub async fn apply(
             let config = api.config(&endpoint).await?;
             let health = api.status(&endpoint).await?;
             let decide = |config: &replset::ReplSetConfig| {
-                replset::remove(config, &task.host, Some(&primary_host), &health)
+                replset::remove(config, config_name(config, task), Some(&primary_host), &health)
             };
             reconfigure(api, &endpoint, config, decide, settings.dry_run, &mut report).await?;
             Ok(report)
@@ -160,11 +165,21 @@ pub async fn apply(
         TaskType::Add | TaskType::AddArbiter => {
             let kind = wanted_kind.unwrap_or(Kind::Data);
             let config = api.config(&endpoint).await?;
-            let decide = |config: &replset::ReplSetConfig| replset::add(config, &task.host, kind);
+            let decide =
+                |config: &replset::ReplSetConfig| replset::add(config, config_name(config, task), kind);
             reconfigure(api, &endpoint, config, decide, settings.dry_run, &mut report).await?;
             Ok(report)
         }
     }
+}
+
+/// The name the set's config has for the task's member: its host, or the
+/// first alias the config holds (a set configured with addresses where the
+/// tags give DNS names, or the reverse); the host when it holds none.
+fn config_name<'a>(config: &replset::ReplSetConfig, task: &'a Task) -> &'a str {
+    task.names()
+        .find(|n| config.member(n).is_some())
+        .unwrap_or(&task.host)
 }
 
 /// An add is for a host EC2 knows as a member of the set, of the right

@@ -79,6 +79,13 @@ pub async fn follow_primary(
     dry_run: bool,
 ) -> SetReport {
     let mut report = SetReport::empty(set);
+    // The record is read before the members are asked: the compare-and-swap
+    // then covers the whole run, so a slow run (a member timing out) cannot
+    // write back a primary that a faster, later run has already replaced.
+    let current = match own_records(dns, set).await {
+        Ok(records) => records,
+        Err(e) => return report.fail(e),
+    };
     let observed = observe(api, members).await;
     report.members = view(&observed);
     let (finding, findings) = choose(&observed);
@@ -111,10 +118,6 @@ pub async fn follow_primary(
     };
     report.primary = Some(primary.node.endpoint.clone());
     report.primary_instance = Some(primary.node.instance_id.clone());
-    let current = match own_records(dns, set).await {
-        Ok(records) => records,
-        Err(e) => return report.fail(e),
-    };
     match point(
         dns,
         set,

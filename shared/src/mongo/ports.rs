@@ -127,6 +127,14 @@ impl MemberError {
         match self {
             MemberError::Down { .. } => true,
             MemberError::Auth { .. } | MemberError::Malformed { .. } => false,
+            // 5.0+: a reconfig that would change the implicit default write
+            // concern (adding or removing an arbiter) is refused until
+            // someone runs setDefaultRWConcern; no retry changes that.
+            MemberError::Command { code, message, .. }
+                if *code == codes::NEW_CONFIG_INCOMPATIBLE && message.contains("setDefaultRWConcern") =>
+            {
+                false
+            }
             MemberError::Command { code, .. } => matches!(
                 *code,
                 codes::NOT_WRITABLE_PRIMARY

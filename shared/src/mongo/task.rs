@@ -18,6 +18,11 @@
 //! - `host`: the member as it is (or will be) in the set's config:
 //!   `ninelives:endpoint`, else the private DNS name, on port 27017 by
 //!   default.
+//! - `aliases` (optional): the member's other names (`host:port` of its
+//!   private DNS name and address), for a set whose config names members
+//!   otherwise than the tags do: a remove or a step-down finds the member
+//!   under any of them, and an add of a member already there under one is a
+//!   no-op.
 //! - `instance_id`, `transition` (`launch`, `terminate`): where the task
 //!   came from; with `type` they make the SQS deduplication id, so the
 //!   same lifecycle event delivered twice enqueues nothing new.
@@ -103,6 +108,8 @@ pub struct Task {
     pub kind: TaskType,
     pub set: String,
     pub host: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     pub instance_id: String,
     pub transition: Transition,
     pub requested_at: DateTime<Utc>,
@@ -177,11 +184,23 @@ impl Task {
             kind,
             set: set.to_owned(),
             host: host.to_owned(),
+            aliases: Vec::new(),
             instance_id: instance_id.to_owned(),
             transition,
             // Whole seconds, as the JSON carries it.
             requested_at: now.trunc_subsecs(0),
         }
+    }
+
+    /// The same task, knowing the member's other names too.
+    pub fn with_aliases(mut self, aliases: Vec<String>) -> Task {
+        self.aliases = aliases;
+        self
+    }
+
+    /// Every name of the member: its host first, then its aliases.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.host.as_str()).chain(self.aliases.iter().map(String::as_str))
     }
 
     /// Reads a message body. Every error names what is wrong.
@@ -243,6 +262,25 @@ impl Task {
             kind,
             set: text("set")?,
             host: text("host")?,
+            aliases: match object.get("aliases") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s.clone()),
+                        other => Err(TaskError::Invalid {
+                            field: "aliases",
+                            reason: format!("expected strings, found {}", kind_of(other)),
+                        }),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(other) => {
+                    return Err(TaskError::Invalid {
+                        field: "aliases",
+                        reason: format!("expected an array of host:port strings, found {}", kind_of(other)),
+                    });
+                }
+            },
             instance_id: text("instance_id")?,
             transition,
             requested_at,
@@ -251,7 +289,9 @@ impl Task {
         Ok(task)
     }
 
-    fn validate(&self) -> Result<(), TaskError> {
+    /// Checks what a parsed task holds; also run before a task is sent, so
+    /// that a task the consumer would refuse is never queued.
+    pub fn validate(&self) -> Result<(), TaskError> {
         let invalid = |field, reason: String| Err(TaskError::Invalid { field, reason });
         let set = crate::dns::record_name(&self.set)
             .map_err(|reason| TaskError::Invalid { field: "set", reason })?;
@@ -280,6 +320,18 @@ impl Task {
             }
             Err(reason) => return invalid("host", reason),
         }
+        for alias in &self.aliases {
+            match normalize_host(alias) {
+                Ok(h) if h == *alias => {}
+                Ok(h) => {
+                    return invalid(
+                        "aliases",
+                        format!("{alias:?} is not in host:port form (expected {h:?})"),
+                    );
+                }
+                Err(reason) => return invalid("aliases", reason),
+            }
+        }
         if !crate::lifecycle::action::is_resource_id(&self.instance_id, "i-") {
             return invalid(
                 "instance_id",
@@ -307,7 +359,7 @@ impl Task {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::json!({
+        let mut value = serde_json::json!({
             "schema": self.schema,
             "type": self.kind,
             "set": self.set,
@@ -315,8 +367,11 @@ impl Task {
             "instance_id": self.instance_id,
             "transition": self.transition,
             "requested_at": self.requested_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        })
-        .to_string()
+        });
+        if !self.aliases.is_empty() {
+            value["aliases"] = serde_json::json!(self.aliases);
+        }
+        value.to_string()
     }
 }
 

@@ -11,6 +11,7 @@ fn task(kind: TaskType, host: &str, instance_id: &str) -> Task {
         kind,
         set: SET.to_owned(),
         host: host.to_owned(),
+        aliases: Vec::new(),
         instance_id: instance_id.to_owned(),
         transition: match kind {
             TaskType::Add | TaskType::AddArbiter => Transition::Launch,
@@ -345,4 +346,83 @@ async fn a_lost_step_down_answer_is_checked() {
     .await
     .expect("a no-op");
     assert_eq!(report.result, "not-primary");
+}
+
+#[tokio::test]
+async fn an_arbiter_change_that_needs_a_default_write_concern_is_not_retried() {
+    // MongoDB 5.0+ refuses a reconfig that would change the implicit
+    // default write concern (PSS + A) until setDefaultRWConcern is run.
+    let set = FakeSet::three().with_member(NEW, "a2:27017", Kind::Arbiter);
+    let primary = set.members[0].node.endpoint.clone();
+    set.fail(
+        "replSetReconfig",
+        MemberError::Command {
+            endpoint: primary,
+            command: "replSetReconfig",
+            code: 103,
+            code_name: "NewReplicaSetConfigurationIncompatible".into(),
+            message: "Reconfig attempted to install a config that would change the implicit default write concern. \
+                      Use the setDefaultRWConcern command to set a cluster-wide write concern and try the reconfig again."
+                .into(),
+        },
+    );
+    let err = apply(
+        &set,
+        &set,
+        &task(TaskType::AddArbiter, "a2:27017", NEW),
+        &settings(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("setDefaultRWConcern"), "{err}");
+    assert_eq!(set.config_now().version, 1);
+}
+
+#[tokio::test]
+async fn a_member_configured_under_another_name_is_found_by_its_aliases() {
+    // The set was configured with addresses; the tags give DNS names.
+    let set = FakeSet::three();
+    let old = "i-00000000000000002";
+    let by_name = |kind| task(kind, "ip-10-0-0-2.internal:27017", old).with_aliases(vec!["d2:27017".into()]);
+    let report = apply(&set, &set, &by_name(TaskType::Remove), &settings())
+        .await
+        .expect("removed");
+    assert_eq!(report.result, "applied", "{report:?}");
+    assert!(set.config_now().member("d2:27017").is_none());
+
+    // Without its aliases the same remove would find nothing to do.
+    let set = FakeSet::three();
+    let report = apply(
+        &set,
+        &set,
+        &task(TaskType::Remove, "ip-10-0-0-2.internal:27017", old),
+        &settings(),
+    )
+    .await
+    .expect("a no-op");
+    assert_eq!(report.result, "already-applied");
+
+    // A primary known by its address steps down for a task naming its DNS name.
+    let set = FakeSet::three();
+    let primary = task(
+        TaskType::StepDownIfPrimary,
+        "ip-10-0-0-1.internal:27017",
+        "i-00000000000000001",
+    )
+    .with_aliases(vec!["d1:27017".into()]);
+    let report = apply(&set, &set, &primary, &settings())
+        .await
+        .expect("stepped down");
+    assert_eq!(report.result, "stepped-down");
+}
+
+#[tokio::test]
+async fn an_add_of_a_member_already_there_under_an_alias_adds_nothing() {
+    let set = FakeSet::three().with_member(NEW, "ip-10-0-0-2.internal:27017", Kind::Data);
+    // d2 is already in the config by address; its instance is tagged by name.
+    let t = task(TaskType::Add, "ip-10-0-0-2.internal:27017", NEW).with_aliases(vec!["d2:27017".into()]);
+    let report = apply(&set, &set, &t, &settings()).await.expect("a no-op");
+    assert_eq!(report.result, "already-applied");
+    assert_eq!(set.config_now().members.len(), 3);
 }

@@ -191,3 +191,37 @@ fn bad_tasks_say_what_is_wrong() {
         TaskError::Invalid { field: "set", .. }
     ));
 }
+
+#[test]
+fn aliases_are_optional_checked_and_kept() {
+    let mut v = good();
+    v["aliases"] = serde_json::json!(["ip-10-0-1-17.ec2.internal:27017", "[::1]:27017"]);
+    let task = Task::parse(&body(v.clone())).expect("valid aliases");
+    assert_eq!(task.aliases.len(), 2);
+    assert_eq!(
+        task.names().collect::<Vec<_>>(),
+        [
+            "10.0.1.17:27017",
+            "ip-10-0-1-17.ec2.internal:27017",
+            "[::1]:27017"
+        ]
+    );
+    assert_eq!(Task::parse(&task.to_json()), Ok(task));
+    for bad in [
+        serde_json::json!("h:27017"),
+        serde_json::json!([1]),
+        serde_json::json!(["h"]),
+        serde_json::json!(["a,b:1"]),
+    ] {
+        let mut v = good();
+        v["aliases"] = bad.clone();
+        let err = Task::parse(&body(v)).expect_err("bad aliases");
+        assert!(
+            matches!(err, TaskError::Invalid { field: "aliases", .. }),
+            "{bad}: {err:?}"
+        );
+    }
+    // Written only when there are some.
+    let plain = Task::parse(&body(good())).expect("valid");
+    assert!(!plain.to_json().contains("aliases"));
+}
