@@ -1,7 +1,9 @@
 //! Metrics for CloudWatch (SPEC item 7, the publish-metrics issue): the
 //! datum model, the batching of datums into as few `PutMetricData` calls as
 //! CloudWatch's limits allow, and what each data store's own figures become
-//! ([`redis`]). Pure; the CloudWatch adapter is `crate::cloudwatch`.
+//! ([`redis`], [`mongo`]). Pure; the CloudWatch adapter is
+//! `crate::cloudwatch`. The publish-metrics function that collects and
+//! sends them is not built yet.
 //!
 //! CloudWatch's limits per `PutMetricData` call (2023 onwards): one
 //! namespace, at most 1,000 datums, at most 1 MB of request payload, and
@@ -9,6 +11,7 @@
 //! rejects NaN and infinities (and values beyond about 2^360), so such a
 //! value is never sent and is reported instead.
 
+pub mod mongo;
 pub mod redis;
 
 use std::collections::BTreeMap;
