@@ -323,29 +323,32 @@ async fn a_step_down_with_no_electable_secondary_is_retryable() {
 
 #[tokio::test]
 async fn a_lost_step_down_answer_is_checked() {
+    // The member steps down and the connection drops before its answer:
+    // asking again shows it is no longer primary, so the task is done.
+    let set = FakeSet::three();
+    set.lock().lose_step_down_answer = true;
+    let t = task(TaskType::StepDownIfPrimary, "d1:27017", "i-00000000000000001");
+    let report = apply(&set, &set, &t, &settings())
+        .await
+        .expect("done, answer lost");
+    assert_eq!(report.result, "stepped-down");
+    assert_eq!(set.lock().primary.as_deref(), Some("d2:27017"));
+
+    // A lost answer from a member that is still primary is an error.
     let set = FakeSet::three();
     let primary = set.members[0].node.endpoint.clone();
-    // The member stepped down and closed the connection before answering
-    // (MongoDB before 4.2): the fake fails the call before acting, so the
-    // primary is moved by hand to what the real member would have done.
     set.fail(
         "replSetStepDown",
         MemberError::Down {
             endpoint: primary,
-            source: "connection reset".into(),
+            source: "connection reset by peer".into(),
         },
     );
-    set.lock().primary = Some("d2:27017".to_owned());
-    // d1 is no longer primary, so the task is a no-op before any step-down.
-    let report = apply(
-        &set,
-        &set,
-        &task(TaskType::StepDownIfPrimary, "d1:27017", "i-00000000000000001"),
-        &settings(),
-    )
-    .await
-    .expect("a no-op");
-    assert_eq!(report.result, "not-primary");
+    let err = apply(&set, &set, &t, &settings())
+        .await
+        .expect_err("not stepped down");
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(set.lock().primary.as_deref(), Some("d1:27017"));
 }
 
 #[tokio::test]

@@ -29,6 +29,9 @@ pub struct State {
     /// A config another run installs just before our reconfig arrives
     /// (ours then fails: its version is no longer newer).
     pub race: Option<ReplSetConfig>,
+    /// The next step-down is made, but its answer is lost (before 4.2 a
+    /// step-down closed every connection).
+    pub lose_step_down_answer: bool,
 }
 
 #[derive(Default)]
@@ -251,6 +254,12 @@ impl MongoApi for FakeSet {
             Some(next) => {
                 s.primary = Some(next);
                 s.election += 1;
+                if std::mem::take(&mut s.lose_step_down_answer) {
+                    return Err(MemberError::Down {
+                        endpoint: primary.clone(),
+                        source: "connection reset by peer".into(),
+                    });
+                }
                 Ok(())
             }
             None => Err(command_error(
