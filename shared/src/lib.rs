@@ -18,6 +18,7 @@ pub mod dns;
 pub mod ec2;
 pub mod envelope;
 pub mod error;
+pub mod fleet;
 pub mod function;
 pub mod invocation;
 pub mod lifecycle;

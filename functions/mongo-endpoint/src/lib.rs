@@ -6,8 +6,6 @@
 //! `shared::mongo::endpoint::follow_primary`: ask every member, find the
 //! one primary, UPSERT the record only when it points elsewhere.
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 use futures::future::join_all;
 use lambda_runtime::LambdaEvent;
@@ -16,9 +14,10 @@ use serde_json::{Value, json};
 use shared::alarm::{self, Cause, Trigger};
 use shared::chain::model::InvalidNode;
 use shared::config::{Common, Env, hosted_zone, number};
-use shared::dns::{self, Dns};
+use shared::dns::Dns;
 use shared::ec2::Ec2;
 use shared::envelope::Delivery;
+use shared::fleet::{Fleet, Names};
 use shared::function::{Function, Summary, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::mongo::config::mongo_settings;
@@ -133,47 +132,33 @@ impl<M: MongoApi, D: Dns, I: MemberInventory, N: Notifier> MongoEndpoint<M, D, I
             Trigger::All { cause } => (None, cause),
         };
         tracing::info!(function = NAME, route = %delivery.route(), cause = %cause.kind, alarm = ?cause.alarm_name, sets = ?wanted, "primary check");
-        let mut groups: BTreeMap<String, Vec<Member>> = BTreeMap::new();
-        let mut invalid_nodes = Vec::new();
-        for m in self.inventory.mongo_members(None).await? {
-            match m {
-                Ok(member) => groups
-                    .entry(member.node.cluster.clone())
-                    .or_default()
-                    .push(member),
-                Err(bad) => {
-                    tracing::warn!(instance_id = %bad.instance_id, reason = %bad.reason, "mongodb member with unusable tags");
-                    invalid_nodes.push(bad);
-                }
-            }
-        }
-        let names: Vec<String> = wanted.unwrap_or_else(|| groups.keys().cloned().collect());
+        let fleet = Fleet::group(
+            self.inventory.mongo_members(None).await?,
+            |m: &Member| m.node.cluster.as_str(),
+            Names {
+                node: "mongodb member",
+                cluster: "replica set",
+                instances: "member instances",
+                roles: "mongodb or mongodb-arbiter",
+            },
+        );
         let dry_run = self.config.common.dry_run;
-        let sets = join_all(names.iter().map(|name| {
-            let members = groups.get(name);
-            let invalid_nodes = &invalid_nodes;
+        let sets = join_all(fleet.wanted(wanted).into_iter().map(|name| {
+            let fleet = &fleet;
             async move {
-                match members {
+                match fleet.groups.get(&name) {
                     Some(members) => {
-                        follow_primary(&self.mongo, &self.dns, name, members, self.config.record_ttl, dry_run).await
+                        follow_primary(
+                            &self.mongo,
+                            &self.dns,
+                            &name,
+                            members,
+                            self.config.record_ttl,
+                            dry_run,
+                        )
+                        .await
                     }
-                    None => {
-                        let detail = match invalid_nodes
-                            .iter()
-                            .find(|b| b.cluster.as_deref().map(dns::normalize_name).as_deref() == Some(name))
-                        {
-                            Some(bad) => format!(
-                                "unknown replica set: its only member instances have unusable tags ({}: {})",
-                                bad.instance_id, bad.reason
-                            ),
-                            None => format!(
-                                "unknown replica set: no pending or running instance is tagged {}=mongodb or mongodb-arbiter with {} = {name}",
-                                shared::tags::ROLE,
-                                shared::tags::CLUSTER
-                            ),
-                        };
-                        SetReport::empty(name).fail(Error::resource(name, detail))
-                    }
+                    None => SetReport::empty(&name).fail(fleet.unknown(&name)),
                 }
             }
         }))
@@ -183,7 +168,7 @@ impl<M: MongoApi, D: Dns, I: MemberInventory, N: Notifier> MongoEndpoint<M, D, I
             cause,
             dry_run,
             sets,
-            invalid_nodes,
+            invalid_nodes: fleet.invalid,
         };
         finish(&self.notifier, NAME, summary).await
     }

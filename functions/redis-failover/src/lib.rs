@@ -7,8 +7,6 @@
 //! bypassed, a returning old head is fenced, any other inconsistency is
 //! repaired to one chain.
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 use chrono::Utc;
 use futures::future::join_all;
@@ -22,9 +20,10 @@ use shared::chain::plan::{Intent, Policy};
 use shared::chain::ports::{Inventory, RedisApi};
 use shared::chain::reconcile::{ClusterReport, Settings, reconcile};
 use shared::config::{Common, Env, hosted_zone, number};
-use shared::dns::{self, Dns};
+use shared::dns::Dns;
 use shared::ec2::Ec2;
 use shared::envelope::Delivery;
+use shared::fleet::{Fleet, Names};
 use shared::function::{Function, Summary, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::notify::{Notifier, SnsNotifier};
@@ -146,49 +145,28 @@ impl<R: RedisApi, D: Dns, I: Inventory, N: Notifier> RedisFailover<R, D, I, N> {
             Trigger::All { cause } => (None, cause),
         };
         tracing::info!(function = NAME, route = %delivery.route(), cause = %cause.kind, alarm = ?cause.alarm_name, clusters = ?wanted, "chain check");
-        let listing = self.inventory.redis_nodes(None).await?;
-        let mut groups: BTreeMap<String, Vec<Node>> = BTreeMap::new();
-        let mut invalid_nodes = Vec::new();
-        for n in listing {
-            match n {
-                Ok(node) => groups.entry(node.cluster.clone()).or_default().push(node),
-                Err(bad) => {
-                    tracing::warn!(instance_id = %bad.instance_id, reason = %bad.reason, "redis node with unusable tags");
-                    invalid_nodes.push(bad);
-                }
-            }
-        }
+        let fleet = Fleet::group(
+            self.inventory.redis_nodes(None).await?,
+            |n: &Node| n.cluster.as_str(),
+            Names {
+                node: "redis node",
+                cluster: "cluster",
+                instances: "Redis instances",
+                roles: "redis",
+            },
+        );
         let settings = Settings::new(
             self.policy_for(&cause),
             self.config.record_ttl,
             self.config.common.dry_run,
         );
-        let names: Vec<String> = wanted.unwrap_or_else(|| groups.keys().cloned().collect());
         let intent = Intent::default();
-        let clusters = join_all(names.iter().map(|name| {
-            let nodes = groups.get(name);
-            let settings = &settings;
-            let intent = &intent;
-            let invalid_nodes = &invalid_nodes;
+        let clusters = join_all(fleet.wanted(wanted).into_iter().map(|name| {
+            let (fleet, settings, intent) = (&fleet, &settings, &intent);
             async move {
-                match nodes {
-                    Some(nodes) => reconcile(&self.redis, &self.dns, name, nodes, intent, settings).await,
-                    None => {
-                        let mut report = ClusterReport::empty(name);
-                        let detail = match invalid_nodes.iter().find(|b| b.cluster.as_deref().map(dns::normalize_name).as_deref() == Some(name)) {
-                            Some(bad) => format!("unknown cluster: its only Redis instances have unusable tags ({}: {})", bad.instance_id, bad.reason),
-                            None => format!(
-                                "unknown cluster: no pending or running instance is tagged {}=redis with {} = {name}",
-                                shared::tags::ROLE,
-                                shared::tags::CLUSTER
-                            ),
-                        };
-                        let err = Error::resource(name, detail);
-                        report.status = "failed";
-                        report.error = Some(err.to_string());
-                        report.failure = Some(err);
-                        report
-                    }
+                match fleet.groups.get(&name) {
+                    Some(nodes) => reconcile(&self.redis, &self.dns, &name, nodes, intent, settings).await,
+                    None => ClusterReport::empty(&name).fail(fleet.unknown(&name)),
                 }
             }
         }))
@@ -198,7 +176,7 @@ impl<R: RedisApi, D: Dns, I: Inventory, N: Notifier> RedisFailover<R, D, I, N> {
             cause,
             dry_run: settings.dry_run,
             clusters,
-            invalid_nodes,
+            invalid_nodes: fleet.invalid,
         };
         finish(&self.notifier, NAME, summary).await
     }

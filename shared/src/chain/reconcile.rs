@@ -115,7 +115,7 @@ impl ClusterReport {
         }
     }
 
-    fn fail(mut self, err: Error) -> Self {
+    pub fn fail(mut self, err: Error) -> Self {
         self.status = "failed";
         self.error = Some(err.to_string());
         self.failure = Some(err);
