@@ -318,7 +318,7 @@ async fn a_dead_middle_node_is_bypassed() {
         result["clusters"][0]["steps"][0]["reason"], "reattach",
         "{result:#}"
     );
-    assert!(c.is_master(0));
+    assert!(c.is_master(0), "{result:#}");
     c.assert_replica_of(2, 0);
     assert_eq!(c.head_record().await.as_deref(), Some("127.0.0.2"));
     assert_eq!(c.tail_record().await.as_deref(), Some("127.0.0.4"));
