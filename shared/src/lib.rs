@@ -27,6 +27,7 @@ pub mod mongo;
 pub mod mongo_node;
 pub mod notify;
 pub mod pace;
+pub mod pg_node;
 pub mod pointer;
 pub mod redis_node;
 pub mod route53;

@@ -11,7 +11,9 @@
 //! rejects NaN and infinities (and values beyond about 2^360), so such a
 //! value is never sent and is reported instead.
 
+pub mod collect;
 pub mod mongo;
+pub mod postgres;
 pub mod redis;
 
 use std::collections::BTreeMap;

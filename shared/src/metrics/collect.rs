@@ -1,0 +1,1 @@
+//! publish-metrics' run (being built).

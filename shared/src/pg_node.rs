@@ -1,0 +1,2 @@
+//! PostgreSQL nodes through tokio-postgres (being built: publish-metrics
+//! readings and snapshot-volumes' backup mode).

@@ -1,0 +1,1 @@
+//! publish-metrics end to end (being built).
