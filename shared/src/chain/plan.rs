@@ -21,8 +21,11 @@
 //!    and only unreachable from here), (b) it has a complete copy (no sync
 //!    under way, it did connect once), and (c) its link went down no longer
 //!    ago than the policy allows (a replica cut off before the head died
-//!    misses writes the head acknowledged). Otherwise nothing is promoted
-//!    and a person decides.
+//!    misses writes the head acknowledged), and (d) when the cluster record
+//!    names a head that does not answer, the candidate is that head's own
+//!    replica (a replica of a dead middle node says nothing about a head
+//!    that is only slow from here). Otherwise nothing is promoted and a
+//!    person decides.
 //! 4. From the head the chain follows the existing links (a node with two
 //!    replicas keeps its best one); every up node left over is attached to
 //!    the tail: replicas of a dead or departed node (re-attach), extra
@@ -125,6 +128,9 @@ pub enum Blocked {
     NoReachableNode { down: Vec<String> },
     /// The head looks down from here, but its replica's link is up.
     HeadSeenByReplica { head: String, replica: String },
+    /// The head (the record's target) does not answer here, and no replica
+    /// of it says it is down: the only candidate hangs off another node.
+    HeadUnconfirmed { head: String, candidate: String },
     /// The only candidates would lose data; a person must decide.
     WouldLoseData { candidate: String, reason: String },
 }
@@ -148,6 +154,11 @@ impl Blocked {
             Blocked::HeadSeenByReplica { head, replica } => format!(
                 "{head} does not answer here, but its replica {replica} still has its link up: \
                  not promoting while the head may be alive (a partition between ninelives and the head?)"
+            ),
+            Blocked::HeadUnconfirmed { head, candidate } => format!(
+                "{head} (the cluster record's head) does not answer here, and no replica of it says it \
+                 is down; {candidate} only says its own master is gone: not promoting while the head may \
+                 be alive and only slow or cut off from ninelives"
             ),
             Blocked::WouldLoseData { candidate, reason } => format!(
                 "not promoting {candidate}: {reason}; promoting it could lose acknowledged writes, \
@@ -355,6 +366,22 @@ pub fn plan(observed: &[Observed], records: &Records, intent: &Intent, policy: &
             return out;
         };
         let parent = parent_of(best);
+        // A replica's dead link is evidence against its own master only.
+        // When the record's head does not answer and the candidate hangs
+        // off another node, nothing says the head is dead: it may be alive
+        // and slow from here while a middle node died (promoting then would
+        // make two heads).
+        if let Some(recorded) = members
+            .iter()
+            .find(|o| matches!(o.state, NodeState::Down(_)) && record_target(&o.node))
+            && parent.is_none_or(|p| p.node.instance_id != recorded.node.instance_id)
+        {
+            out.blocked = Some(Blocked::HeadUnconfirmed {
+                head: recorded.node.instance_id.clone(),
+                candidate: best.node.instance_id.clone(),
+            });
+            return out;
+        }
         if let Err(blocked) = promotable(best, parent, leaving, policy) {
             out.blocked = Some(blocked);
             return out;

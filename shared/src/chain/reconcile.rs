@@ -194,7 +194,9 @@ pub async fn reconcile(
         if let Some(blocked) = plan.blocked.clone() {
             let retryable = matches!(
                 blocked,
-                Blocked::NoReachableNode { .. } | Blocked::HeadSeenByReplica { .. }
+                Blocked::NoReachableNode { .. }
+                    | Blocked::HeadSeenByReplica { .. }
+                    | Blocked::HeadUnconfirmed { .. }
             );
             report.blocked = Some(blocked.clone());
             let detail = format!("{cluster}: {}", blocked.describe());

@@ -408,6 +408,43 @@ fn an_old_head_whose_successor_died_is_the_head_again() {
     assert!(p.steps.is_empty());
 }
 
+fn with_head_record(observed: &[Observed], head: &str) -> Plan {
+    let records = Records {
+        head: Some(node(head).endpoint.host),
+        tail: None,
+    };
+    plan(observed, &records, &Intent::default(), &POLICY)
+}
+
+#[test]
+fn a_head_that_is_only_slow_is_not_replaced_by_the_replica_of_a_dead_middle_node() {
+    // a (the record's head) times out from here, b died, c's link to b is
+    // down: c's link says nothing about a.
+    let observed = [down("a"), down("b"), replica("c", "b", Some(Some(2)), 90)];
+    let p = with_head_record(&observed, "a");
+    assert!(p.steps.is_empty(), "{:?}", p.steps);
+    assert_eq!(
+        p.blocked,
+        Some(Blocked::HeadUnconfirmed {
+            head: "i-a".into(),
+            candidate: "i-c".into(),
+        })
+    );
+    // Without a record naming a head, the old rule stands: its master is
+    // gone, its link is down, it has the data.
+    assert_eq!(run(&observed).steps, vec![promote("c", Some("b"), 90)]);
+}
+
+#[test]
+fn the_records_dead_heads_own_replica_is_still_promoted() {
+    let p = with_head_record(
+        &[down("a"), replica("b", "a", Some(Some(5)), 100), linked("c", "b", 90)],
+        "a",
+    );
+    assert_eq!(p.steps, vec![promote("b", Some("a"), 100)]);
+    assert_eq!(p.blocked, None);
+}
+
 #[test]
 fn endpoint_parsing() {
     assert_eq!(
