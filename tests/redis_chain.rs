@@ -312,7 +312,17 @@ async fn a_dead_middle_node_is_bypassed() {
     let f = c.failover(&[]);
     c.run(&f).await.expect("records");
     c.servers[1].kill();
-    let result = c.run(&f).await.expect("repair");
+    // On a loaded machine the live head can miss the 1 s command timeout;
+    // the run then refuses to promote the dead node's replica (the head is
+    // unconfirmed) and fails retryably, and Lambda would run it again.
+    let mut result = c.run(&f).await;
+    for _ in 0..2 {
+        match &result {
+            Err(e) if e.is_retryable() => result = c.run(&f).await,
+            _ => break,
+        }
+    }
+    let result = result.expect("repair");
     assert_eq!(statuses(&result), ["repaired"], "{result:#}");
     assert_eq!(
         result["clusters"][0]["steps"][0]["reason"], "reattach",

@@ -438,7 +438,11 @@ fn a_head_that_is_only_slow_is_not_replaced_by_the_replica_of_a_dead_middle_node
 #[test]
 fn the_records_dead_heads_own_replica_is_still_promoted() {
     let p = with_head_record(
-        &[down("a"), replica("b", "a", Some(Some(5)), 100), linked("c", "b", 90)],
+        &[
+            down("a"),
+            replica("b", "a", Some(Some(5)), 100),
+            linked("c", "b", 90),
+        ],
         "a",
     );
     assert_eq!(p.steps, vec![promote("b", Some("a"), 100)]);
