@@ -8,9 +8,11 @@ the set's config yet) is a `mockupdb.MockupDB` server listening on its own
 loopback address (Linux routes all of 127/8 to lo), and all of them answer
 from one shared, in-memory state: the config, the primary, the term, who is
 down. It answers hello, replSetGetStatus, replSetGetConfig,
-replSetReconfig (validated like a 4.4+ primary does) and replSetStepDown,
+replSetReconfig (validated like a 4.4+ primary does), replSetStepDown and
+serverStatus (a 7.0 member's, with the sections publish-metrics reads),
 records every command, and lets tests steer it (who is primary, who is
-down, which command fails next) with `{ninelivesPeer: ...}` commands.
+down, which command fails next, any serverStatus figure, how far a member
+lags) with `{ninelivesPeer: ...}` commands.
 
     python local/mongo_peer.py --spec '{"set": "rs0", "members": [{"host":
         "127.0.0.2"}, {"host": "127.0.0.4", "arbiter": true}],
@@ -38,7 +40,7 @@ import time
 import traceback
 import weakref
 
-from bson import Int64, ObjectId
+from bson import Int64, ObjectId, Timestamp
 from mockupdb import MockupDB
 
 MAX_WIRE_VERSION = 21  # MongoDB 7.0
@@ -49,6 +51,10 @@ ENVELOPE = ("lsid", "$clusterTime", "$db", "$readPreference")
 LOG_LIMIT = 100_000  # a safety cap: monitoring hellos arrive forever
 NOT_REACHABLE = "(not reachable/healthy)"
 STATE_CODES = {"PRIMARY": 1, "SECONDARY": 2, "ARBITER": 7}
+
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+UNSET = object()  # a setStatus that removes a field
 
 
 class SpecError(Exception):
@@ -73,6 +79,22 @@ def is_int(value):
 
 def is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def set_path(doc, path, value):
+    """Sets (or, with UNSET, removes) a dotted path in nested dicts; a step
+    that is missing or not a dict becomes an empty dict first."""
+    *parents, leaf = path.split(".")
+    for step in parents:
+        if not isinstance(doc.get(step), dict):
+            if value is UNSET:
+                return
+            doc[step] = {}
+        doc = doc[step]
+    if value is UNSET:
+        doc.pop(leaf, None)
+    else:
+        doc[leaf] = value
 
 
 def parse_spec(text):
@@ -126,7 +148,7 @@ class BoundMockupDB(MockupDB):
 class Server:
     """One listening mongod: a member, a spare, or the control server."""
 
-    def __init__(self, ip, kind, arbiter=False):
+    def __init__(self, ip, kind, arbiter=False, number=0):
         self.ip = ip
         self.kind = kind  # "member", "spare" or "control"
         self.arbiter = arbiter  # as in the spec; the config decides the role
@@ -136,6 +158,14 @@ class Server:
         self.up_since = time.monotonic()
         # Serializes stopping and restarting this server's listener.
         self.lifecycle = threading.Lock()
+        # Which of the set's servers it is: varies its default figures.
+        self.number = number
+        # serverStatus paths the tests set ("a.b.c" -> value), applied in
+        # order over the generated document; UNSET removes the field.
+        self.status_overrides = {}
+        # Seconds its optimeDate is behind the primary's.
+        self.lag = 0.0
+        self.commands = 0  # answered, for opcounters.command
 
     @property
     def name(self):
@@ -148,8 +178,8 @@ class ReplicaSet:
     def __init__(self, set_name, members, spares, primary):
         self.set_name = set_name
         self.lock = threading.RLock()  # mockupdb serves each connection on its own thread
-        self.members = [Server(ip, "member", arb) for ip, arb in members]
-        self.spares = [Server(ip, "spare", arb) for ip, arb in spares]
+        self.members = [Server(ip, "member", arb, i) for i, (ip, arb) in enumerate(members)]
+        self.spares = [Server(ip, "spare", arb, len(members) + i) for i, (ip, arb) in enumerate(spares)]
         self.control = Server("127.0.0.1", "control")
         self.all = self.members + self.spares
         self.initial_primary = primary
@@ -300,6 +330,7 @@ class ReplicaSet:
             return self.control_command(server, doc)
         body = {k: v for k, v in doc.items() if k not in ENVELOPE}
         self.log.append({"server": server.name, "command": name, "body": body})
+        server.commands += 1
         failure = self.failures.get(name)
         if failure:
             failure[0] -= 1
@@ -317,6 +348,8 @@ class ReplicaSet:
             if "featureCompatibilityVersion" in doc:
                 reply["featureCompatibilityVersion"] = {"version": "7.0"}
             return reply
+        if name == "serverStatus":  # a standalone answers it too, without repl
+            return self.server_status(server, doc)
         commands = {
             "replSetGetStatus": self.get_status,
             "replSetGetConfig": self.get_config,
@@ -388,10 +421,26 @@ class ReplicaSet:
     def not_initialized(self):
         return error(94, "NotYetInitialized", "no replset config has been received")
 
+    def optime_dates(self, at):
+        """Each reachable data member's optimeDate: the primary's is `at`,
+        every other one `at` less its lag (all of them when there is no
+        primary). Whole milliseconds, as BSON dates hold."""
+        dates = {}
+        for m in self.config["members"]:
+            host = m["host"]
+            if m.get("arbiterOnly") or not self.reachable(host):
+                continue
+            lag = 0.0 if host == self.primary else self.servers[host].lag
+            dates[host] = at - datetime.timedelta(milliseconds=round(lag * 1000))
+        return dates
+
     def get_status(self, server, doc):
         if self.member(server.name) is None:
             return self.not_initialized()
         entries, clock = [], time.monotonic()
+        at = now()
+        at = at.replace(microsecond=at.microsecond // 1000 * 1000)
+        optimes = self.optime_dates(at)
         for m in self.config["members"]:
             host = m["host"]
             entry = {"_id": m["_id"], "name": host}
@@ -402,12 +451,99 @@ class ReplicaSet:
             else:
                 entry.update(health=0.0, state=8, stateStr=NOT_REACHABLE, uptime=0)
             if not m.get("arbiterOnly"):
-                entry["optimeDate"] = now() if self.reachable(host) else datetime.datetime(1970, 1, 1)
+                # As mongod: the epoch (and a null optime) for a member it
+                # cannot hear from.
+                date = optimes.get(host, EPOCH)
+                seconds = int(date.timestamp())
+                entry["optime"] = ({"ts": Timestamp(seconds, 1), "t": Int64(self.term)} if host in optimes
+                                   else {"ts": Timestamp(0, 0), "t": Int64(-1)})
+                entry["optimeDate"] = date
+                entry["optimeDurableDate"] = date
             if host == server.name:
                 entry["self"] = True
             entries.append(entry)
-        return {"set": self.set_name, "date": now(), "myState": STATE_CODES[self.role(server.name)],
+        return {"set": self.set_name, "date": at, "myState": STATE_CODES[self.role(server.name)],
                 "term": Int64(self.term), "members": entries, "ok": 1.0}
+
+    # ---- serverStatus ----------------------------------------------------
+
+    def server_status(self, server, doc):
+        """A 7.0 mongod's serverStatus: the sections publish-metrics reads
+        (globalLock, mem, connections, opcounters, metrics.cursor, repl,
+        wiredTiger.cache) and a few neighbours, each figure different per
+        server, then the test's overrides. `{section: 0}` leaves a section
+        out, as mongod does; other fields of the command are ignored."""
+        n = server.number
+        uptime = time.monotonic() - server.up_since
+        reply = {
+            "host": server.name, "version": ".".join(map(str, SERVER_VERSION[:3])), "process": "mongod",
+            "pid": Int64(os.getpid()), "uptime": float(int(uptime)), "uptimeMillis": Int64(int(uptime * 1000)),
+            "uptimeEstimate": Int64(int(uptime)), "localTime": now(),
+            "asserts": {"regular": 0, "warning": 0, "msg": 0, "user": 3 + n, "tripwire": 0, "rollovers": 0},
+            "connections": {"current": 10 + n, "available": 838850 - n, "totalCreated": Int64(100 + n),
+                            "rejected": Int64(0), "active": 2 + n, "threaded": 10 + n,
+                            "exhaustIsMaster": Int64(0), "exhaustHello": Int64(1),
+                            "awaitingTopologyChanges": Int64(1)},
+            "globalLock": {"totalTime": Int64(int(uptime * 1_000_000)),
+                           "currentQueue": {"total": 0, "readers": 0, "writers": 0},
+                           "activeClients": {"total": 1 + n, "readers": n, "writers": 1}},
+            "locks": {"Global": {"acquireCount": {"r": Int64(1000 + n), "w": Int64(10 + n)}}},
+            "mem": {"bits": 64, "resident": 100 + 10 * n, "virtual": 2500 + 10 * n, "supported": True},
+            "opcounters": {"insert": Int64(10 * n), "query": Int64(100 + n), "update": Int64(5 * n),
+                           "delete": Int64(n), "getmore": Int64(50 + n), "command": Int64(server.commands)},
+            "metrics": {
+                "cursor": {"moreThanOneBatch": Int64(0), "timedOut": Int64(0), "totalOpened": Int64(20 + n),
+                           "lifespan": {"lessThan1Second": Int64(20 + n)},
+                           "open": {"noTimeout": Int64(0), "pinned": Int64(0), "total": Int64(n)}},
+                "document": {"deleted": Int64(n), "inserted": Int64(10 * n), "returned": Int64(300 + n),
+                             "updated": Int64(5 * n)},
+            },
+            "wiredTiger": {"uri": "statistics:", "cache": {
+                "bytes currently in the cache": Int64((64 + n) * 1024 * 1024),
+                "maximum bytes configured": Int64(1024 * 1024 * 1024),
+                "tracked dirty bytes in the cache": Int64(4096 * n),
+            }},
+        }
+        repl = self.repl_section(server)
+        if repl is not None:
+            reply["repl"] = repl
+        for key, value in doc.items():
+            if key != "serverStatus" and key in reply and value in (0, False):
+                del reply[key]
+        for path, value in server.status_overrides.items():
+            set_path(reply, path, value)
+        reply["ok"] = 1.0
+        return reply
+
+    def repl_section(self, server):
+        """serverStatus.repl: what hello says, without the wire figures;
+        None for the control server (a mongod without --replSet has none)."""
+        if server.kind == "control":
+            return None
+        host = server.name
+        m = self.member(host)
+        if m is None:
+            return {"isWritablePrimary": False, "secondary": False, "isreplicaset": True,
+                    "info": "Does not have a valid replica set config", "me": host, "rbid": 1}
+        role = self.role(host)
+        visible = [x for x in self.config["members"] if not x.get("hidden")]
+        repl = {
+            "hosts": [x["host"] for x in visible if not x.get("arbiterOnly") and self.priority(x) > 0],
+            "arbiters": [x["host"] for x in visible if x.get("arbiterOnly")],
+            "setName": self.set_name, "setVersion": int(self.config["version"]),
+            "isWritablePrimary": role == "PRIMARY", "secondary": role == "SECONDARY",
+        }
+        if not repl["arbiters"]:
+            del repl["arbiters"]
+        if self.primary is not None:
+            repl["primary"] = self.primary
+        if role == "ARBITER":
+            repl["arbiterOnly"] = True
+        repl["me"] = host
+        if role == "PRIMARY":
+            repl["electionId"] = ObjectId("7fffffff" + format(self.term, "016x"))
+        repl["rbid"] = 1
+        return repl
 
     def get_config(self, server, doc):
         if self.member(server.name) is None:
@@ -551,7 +687,7 @@ class ReplicaSet:
             return {"ok": 1.0, "config": self.config, "primary": self.primary, "term": Int64(self.term),
                     "down": down,
                     "servers": [{"host": s.name, "member": self.member(s.name) is not None,
-                                 "state": self.role(s.name), "down": s.down} for s in self.all]}
+                                 "state": self.role(s.name), "down": s.down, "lag": s.lag} for s in self.all]}
         if verb == "setPrimary":
             host = doc.get("host")
             if host is None:
@@ -601,13 +737,43 @@ class ReplicaSet:
                     doc.get("code", 8), doc.get("codeName", "UnknownError"),
                     doc.get("errmsg", f"{command} failed (injected by ninelivesPeer fail)"))]
             return {"ok": 1.0}
+        if verb == "setStatus":
+            target, path = self.servers.get(doc.get("host")), doc.get("path")
+            if target is None:
+                return bad(f"{doc.get('host')!r} is none of this set's servers")
+            if not isinstance(path, str) or not path or "" in path.split("."):
+                return bad("path must be a dotted path such as globalLock.currentQueue.total")
+            if path in ("ok", "host") or path.startswith("ok."):
+                return bad(f"{path} is not a figure")
+            if doc.get("unset", False) is not True and "value" not in doc:
+                return bad("needs a value (any BSON; a string makes a figure that is not a number) or unset: true")
+            # A later setting of the same path (or of a section above it)
+            # replaces the earlier one.
+            for earlier in [p for p in target.status_overrides if p == path or p.startswith(path + ".")]:
+                del target.status_overrides[earlier]
+            target.status_overrides[path] = UNSET if doc.get("unset", False) is True else doc["value"]
+            return {"ok": 1.0}
+        if verb == "clearStatus":
+            for target in self.all:
+                if doc.get("host") in (None, target.name):
+                    target.status_overrides.clear()
+            return {"ok": 1.0}
+        if verb == "setLag":
+            host, seconds = doc.get("host"), doc.get("seconds")
+            m = self.member(host) if isinstance(host, str) else None
+            if m is None or m.get("arbiterOnly") or host not in self.servers:
+                return bad(f"{host!r} is not a data member of the config")
+            if not is_number(seconds) or not 0 <= seconds <= 10 ** 9:
+                return bad(f"seconds must be a number >= 0, got {seconds!r}")
+            self.servers[host].lag = float(seconds)
+            return {"ok": 1.0}
         if verb == "log":
             exclude = set(doc.get("exclude") or [])
             return {"ok": 1.0, "log": [e for e in self.log if e["command"] not in exclude]}
         if verb == "clearLog":
             self.log.clear()
             return {"ok": 1.0}
-        return bad("unknown verb (state, setPrimary, setDown, fail, log, clearLog)")
+        return bad("unknown verb (state, setPrimary, setDown, fail, setStatus, clearStatus, setLag, log, clearLog)")
 
 
 def quiet_stopped_servers(args):

@@ -15,6 +15,7 @@ started.
 """
 
 import copy
+import datetime
 import json
 import os
 import select
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from bson import Int64, ObjectId
+from bson import Int64, ObjectId, Timestamp
 from pymongo import MongoClient
 from pymongo.errors import NotPrimaryError, OperationFailure
 
@@ -132,6 +133,13 @@ def without_term(config):
     new = copy.deepcopy(config)
     new.pop("term", None)
     return new
+
+
+def dig(doc, path):
+    """The value at a dotted path of nested dicts, or None."""
+    for key in path.split("."):
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc
 
 
 def member(_id, host, arbiter=False, votes=1, priority=None):
@@ -360,6 +368,84 @@ def main_checks(c, ready, ips):
     check("log bodies are the commands without the driver's envelope", body.get("replSetGetConfig") == 1
           and not {"lsid", "$db", "$clusterTime", "$readPreference"} & set(body), body)
     check("log without exclude has the pings", any(x["command"] == "ping" for x in ctl("log")["log"]))
+
+    # ---- serverStatus and lag (publish-metrics) ----
+    # Here m[0] is primary; m[1] and s[0] are data secondaries, m[2] and
+    # s[1] arbiters.
+    p = c.run(m[0], {"serverStatus": 1})
+    figures = ["globalLock.currentQueue.total", "globalLock.currentQueue.readers", "globalLock.currentQueue.writers",
+               "globalLock.activeClients.total", "globalLock.activeClients.readers",
+               "globalLock.activeClients.writers", "mem.resident", "mem.virtual", "connections.current",
+               "connections.available", "metrics.cursor.open.total", "wiredTiger.cache.bytes currently in the cache",
+               "wiredTiger.cache.maximum bytes configured"] + [f"opcounters.{k}" for k in
+                                                               ("insert", "query", "update", "delete", "getmore",
+                                                                "command")]
+    check("serverStatus on the primary: a 7.0 member's sections", p.get("version") == "7.0.15"
+          and p.get("process") == "mongod" and p.get("host") == m[0]
+          and isinstance(p.get("localTime"), datetime.datetime)
+          and all(isinstance(dig(p, f), int) for f in figures) and dig(p, "mem.bits") == 64
+          and dig(p, "mem.supported") is True and "mapped" not in p["mem"] and "backgroundFlushing" not in p
+          and dig(p, "repl.isWritablePrimary") is True and dig(p, "repl.secondary") is False
+          and dig(p, "repl.setName") == SET and dig(p, "repl.primary") == m[0] and dig(p, "repl.me") == m[0]
+          and dig(p, "repl.hosts") == [m[0], m[1], s[0]] and "locks" in p, p)
+    q = c.run(m[1], {"serverStatus": 1, "locks": 0, "wiredTiger": 0, "nonsense": 0})
+    check("serverStatus on a secondary: its own figures; {section: 0} leaves it out",
+          dig(q, "repl.isWritablePrimary") is False and dig(q, "repl.secondary") is True and q.get("host") == m[1]
+          and dig(q, "mem.resident") != dig(p, "mem.resident") and "locks" not in q and "wiredTiger" not in q
+          and "globalLock" in q, q)
+    h = c.run(s[1], {"serverStatus": 1})
+    check("serverStatus on an arbiter says arbiterOnly; the control server has no repl",
+          dig(h, "repl.arbiterOnly") is True and dig(h, "repl.isWritablePrimary") is False
+          and "repl" not in c.run(control, {"serverStatus": 1}), h.get("repl"))
+    ctl("setStatus", host=m[1], path="globalLock.currentQueue.total", value=7)
+    ctl("setStatus", host=m[1], path="mem.resident", value="x")
+    ctl("setStatus", host=m[1], path="wiredTiger.cache.maximum bytes configured", value=Int64(2 ** 33))
+    ctl("setStatus", host=m[1], path="connections.available", unset=True)
+    ctl("setStatus", host=m[1], path="metrics.cursor.open.total", value=3)
+    ctl("setStatus", host=m[1], path="metrics.cursor.open.total", value=4)  # the later one wins
+    q = c.run(m[1], {"serverStatus": 1})
+    check("setStatus: numbers, strings and unset at dotted paths, on that member only",
+          dig(q, "globalLock.currentQueue.total") == 7 and dig(q, "mem.resident") == "x"
+          and dig(q, "wiredTiger.cache.maximum bytes configured") == 2 ** 33
+          and "available" not in q["connections"] and dig(q, "metrics.cursor.open.total") == 4
+          and dig(q, "globalLock.currentQueue.readers") == 0
+          and dig(c.run(m[0], {"serverStatus": 1}), "mem.resident") == dig(p, "mem.resident"), q)
+    e = c.fails(control, {"ninelivesPeer": "setStatus", "host": m[1], "path": "a..b", "value": 1})
+    e2 = c.fails(control, {"ninelivesPeer": "setStatus", "host": "127.0.0.1:1", "path": "mem.resident", "value": 1})
+    e3 = c.fails(control, {"ninelivesPeer": "setStatus", "host": m[1], "path": "mem.resident"})
+    check("setStatus refuses a bad path, an unknown host, no value", e is not None and e2 is not None
+          and e3 is not None and e.code == 2, (e, e2, e3))
+    ctl("clearStatus", host=m[1])
+    q = c.run(m[1], {"serverStatus": 1})
+    check("clearStatus: the generated figures again", isinstance(dig(q, "mem.resident"), int)
+          and isinstance(dig(q, "connections.available"), int), q)
+
+    dates = lambda st: {r["name"]: r.get("optimeDate") for r in st["members"]}
+    st = c.run(m[1], {"replSetGetStatus": 1})
+    d = dates(st)
+    check("replSetGetStatus: optimeDate and optime for every data member, caught up",
+          all(isinstance(d[x], datetime.datetime) for x in (m[0], m[1], s[0])) and d[m[2]] is None
+          and d[s[1]] is None and d[m[0]] == d[m[1]] == d[s[0]]
+          and all(isinstance(r.get("optime", {}).get("ts"), Timestamp) for r in st["members"] if r["name"] != m[2]
+                  and r["name"] != s[1]), st["members"])
+    ctl("setLag", host=m[1], seconds=2.5)
+    ctl("setLag", host=s[0], seconds=30)
+    ctl("setLag", host=m[0], seconds=99)  # the primary's is ignored while it is primary
+    d = dates(c.run(m[0], {"replSetGetStatus": 1}))
+    behind = {x: (d[m[0]] - d[x]).total_seconds() for x in (m[0], m[1], s[0])}
+    check("setLag: a member's optimeDate is the primary's less its lag", behind == {m[0]: 0.0, m[1]: 2.5, s[0]: 30.0},
+          behind)
+    e = c.fails(control, {"ninelivesPeer": "setLag", "host": m[2], "seconds": 1})
+    e2 = c.fails(control, {"ninelivesPeer": "setLag", "host": m[1], "seconds": -1})
+    check("setLag refuses an arbiter and a negative lag", e is not None and e2 is not None, (e, e2))
+    ctl("setDown", host=s[0], down=True)
+    c.forget(s[0])
+    rows = {r["name"]: r for r in c.run(m[0], {"replSetGetStatus": 1})["members"]}
+    check("a down member's optimeDate is the epoch, as mongod reports it",
+          rows[s[0]]["optimeDate"].year == 1970 and rows[s[0]]["optime"]["t"] == -1, rows[s[0]])
+    ctl("setDown", host=s[0], down=False)
+    for x in (m[0], m[1], s[0]):
+        ctl("setLag", host=x, seconds=0)
 
 
 def lifecycle_checks(ips):

@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 use shared::chain::model::Endpoint;
 use shared::ec2::Ec2 as Ec2Adapter;
 use shared::function::Function;
+use shared::metrics::Unit;
+use shared::metrics::mongo::{MongoStats, lag_seconds, member_figures};
 use shared::mongo::ports::{MemberError, MongoApi};
 use shared::mongo::replset::{self, Decision, Kind};
 use shared::mongo_node::{MongoNodes, MongoSettings};
@@ -118,6 +120,88 @@ async fn the_adapter_reads_and_changes_a_set_through_each_member() {
     assert!(err.is_down(), "{err}");
     assert!(started.elapsed() < secs(10), "took {:?}", started.elapsed());
     assert!(matches!(err, MemberError::Down { .. }));
+}
+
+#[tokio::test]
+async fn server_status_and_lag_are_read_from_each_member() {
+    let peer = MongoPeer::start(
+        "rs0.metrics.test",
+        &[data("127.0.0.2"), data("127.0.0.3"), arbiter("127.0.0.4")],
+        &[],
+        None,
+    )
+    .await;
+    let api = MongoNodes::new(settings());
+    let m: Vec<Endpoint> = peer.members.iter().map(|h| endpoint(h)).collect();
+    let secondary = peer.members[1].as_str();
+    peer.set_status(secondary, "globalLock.currentQueue.total", json!(7))
+        .await;
+    peer.set_status(secondary, "mem.resident", json!(1530)).await;
+    peer.set_status(
+        secondary,
+        "wiredTiger.cache.bytes currently in the cache",
+        json!(734_003_200_i64),
+    )
+    .await;
+    peer.set_status(secondary, "connections.available", json!("lots"))
+        .await;
+    peer.unset_status(secondary, "opcounters").await;
+    peer.set_lag(secondary, 2.5).await;
+
+    let primary = member_figures(&api.server_status(&m[0]).await.expect("serverStatus"));
+    assert!(primary.is_primary);
+    assert_eq!(primary.set_name.as_deref(), Some("rs0.metrics.test"));
+    assert!(primary.skipped.is_empty(), "{:?}", primary.skipped);
+    assert_eq!(primary.values.len(), 19, "every figure: {:?}", primary.values);
+
+    let figures = member_figures(&api.server_status(&m[1]).await.expect("serverStatus"));
+    assert!(!figures.is_primary);
+    let value = |name: &str| {
+        figures
+            .values
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, unit, v)| (*unit, *v))
+    };
+    assert_eq!(value("OperationsQueuedWaitingForLock"), Some((Unit::Count, 7.0)));
+    assert_eq!(
+        value("ResidentMemory"),
+        Some((Unit::Bytes, 1530.0 * 1024.0 * 1024.0))
+    );
+    assert_eq!(value("CacheUsedBytes"), Some((Unit::Bytes, 734_003_200.0)));
+    assert_eq!(
+        figures.skipped,
+        ["connections.available: \"lots\" is not a number"]
+    );
+    assert_eq!(value("AvailableConnections"), None);
+    assert_eq!(value("InsertOperations"), None, "opcounters left out");
+    assert_eq!(figures.values.len(), 19 - 1 - 6);
+    // What was asked: the default sections less two never read.
+    let sent = peer.log().await;
+    let (_, _, body) = sent
+        .iter()
+        .find(|(_, c, _)| c == "serverStatus")
+        .expect("a serverStatus");
+    assert_eq!(body.get_i32("locks").ok(), Some(0), "{body}");
+
+    // Lag, from any member's replSetGetStatus (here the arbiter's).
+    let health = api.status(&m[2]).await.expect("status");
+    assert_eq!(
+        lag_seconds(&health),
+        [(peer.members[0].clone(), 0.0), (peer.members[1].clone(), 2.5)]
+    );
+
+    // A refused serverStatus is the member's error, classified as usual.
+    peer.fail("serverStatus", 1, 13, "Unauthorized").await;
+    let err = api.server_status(&m[1]).await.expect_err("refused");
+    assert!(matches!(err, MemberError::Auth { .. }), "{err}");
+
+    // A member that is down: no serverStatus, and no lag for it.
+    peer.set_down(secondary, true).await;
+    let err = api.server_status(&m[1]).await.expect_err("down");
+    assert!(err.is_down(), "{err}");
+    let health = api.status(&m[0]).await.expect("status");
+    assert_eq!(lag_seconds(&health), [(peer.members[0].clone(), 0.0)]);
 }
 
 /// A set of three members (two data, one arbiter) on 127.0.0.2-4, each an

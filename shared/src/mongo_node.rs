@@ -13,7 +13,9 @@
 //!
 //! `hello` is asked without logging in (it needs no privilege, and an
 //! arbiter holds no users, so it refuses every login); the `replSet*`
-//! commands log in with the configured user.
+//! commands and `serverStatus` (for publish-metrics, [`MongoStats`]) log in
+//! with the configured user, who needs the `clusterMonitor` role for the
+//! latter.
 //!
 //! Errors are classified for the logic (see [`MemberError`]): unreachable
 //! or timed out is `Down`, refused credentials `Auth`, an error reply
@@ -35,6 +37,7 @@ use mongodb::options::{ClientOptions, Credential, ServerAddress, Tls, TlsOptions
 
 use crate::chain::model::Endpoint;
 use crate::error::BoxError;
+use crate::metrics::mongo::MongoStats;
 use crate::mongo::ports::{Hello, MemberError, MongoApi};
 use crate::mongo::replset::{MemberHealth, ReplSetConfig};
 
@@ -93,6 +96,7 @@ const STATUS: &str = "replSetGetStatus";
 const GET_CONFIG: &str = "replSetGetConfig";
 const RECONFIG: &str = "replSetReconfig";
 const STEP_DOWN: &str = "replSetStepDown";
+const SERVER_STATUS: &str = "serverStatus";
 
 impl MongoNodes {
     pub fn new(settings: MongoSettings) -> Self {
@@ -267,6 +271,20 @@ impl MongoApi for MongoNodes {
     }
 }
 
+impl MongoStats for MongoNodes {
+    async fn server_status(&self, member: &Endpoint) -> Result<Document, MemberError> {
+        // Every section the figures come from (globalLock, mem, connections,
+        // opcounters, metrics, repl, wiredTiger) is on by default. Most of
+        // a reply is wiredTiger and metrics, and both are needed: before
+        // 6.0 a section can only be left out whole, and in mongod's source
+        // `mem` is part of the metric tree that `metrics: 0` drops. So only
+        // two sections never read are left out; mongod ignores a section
+        // name it does not have, so this is safe on every version.
+        let body = doc! { "serverStatus": 1, "locks": 0, "tcmalloc": 0 };
+        self.run(member, SERVER_STATUS, body, Duration::ZERO).await
+    }
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -288,7 +306,10 @@ pub fn read_hello(reply: &Document) -> Hello {
     }
 }
 
-/// `replSetGetStatus`'s members.
+/// `replSetGetStatus`'s members. A member's `optimeDate` is kept only
+/// when it means something: mongod reports 1970-01-01 for a member it
+/// cannot hear from, and a member that is not healthy has no current
+/// optime whatever the date says.
 pub fn read_status(reply: &Document) -> Result<Vec<MemberHealth>, String> {
     let members = reply
         .get_array("members")
@@ -304,18 +325,26 @@ pub fn read_status(reply: &Document) -> Result<Vec<MemberHealth>, String> {
                 .get_str("name")
                 .map_err(|_| format!("members[{i}].name is missing"))?;
             let number = |key: &str| m.get(key).and_then(integer);
+            let health = m
+                .get("health")
+                .and_then(|h| match h {
+                    Bson::Double(d) => Some(*d),
+                    other => integer(other).map(|i| i as f64),
+                })
+                .unwrap_or(0.0);
+            let optime = m
+                .get_datetime("optimeDate")
+                .ok()
+                .map(|d| d.timestamp_millis())
+                .filter(|&ms| ms > 0 && health == 1.0)
+                .and_then(chrono::DateTime::from_timestamp_millis);
             Ok(MemberHealth {
                 host: host.to_owned(),
-                health: m
-                    .get("health")
-                    .and_then(|h| match h {
-                        Bson::Double(d) => Some(*d),
-                        other => integer(other).map(|i| i as f64),
-                    })
-                    .unwrap_or(0.0),
+                health,
                 state: number("state")
                     .and_then(|s| i32::try_from(s).ok())
                     .ok_or_else(|| format!("members[{i}].state is missing"))?,
+                optime,
             })
         })
         .collect()

@@ -1,10 +1,12 @@
 //! A replica set for the tests: `local/mongo_peer.py`, a MongoDB
 //! wire-protocol peer (PyPI `mockupdb`) that plays the members of one set
 //! on loopback addresses (no mongod is installable here). It answers
-//! `hello`, `replSetGetStatus`, `replSetGetConfig`, `replSetReconfig` and
-//! `replSetStepDown` like MongoDB 4.4+ does, checks every reconfig it is
-//! sent, and records the commands so tests can assert on them. Tests drive
-//! it (who is primary, who is down) with its `ninelivesPeer` commands.
+//! `hello`, `replSetGetStatus`, `replSetGetConfig`, `replSetReconfig`,
+//! `replSetStepDown` and `serverStatus` like MongoDB 4.4+ does (7.0's
+//! figures), checks every reconfig it is sent, and records the commands so
+//! tests can assert on them. Tests drive it (who is primary, who is down,
+//! a member's serverStatus figures and lag) with its `ninelivesPeer`
+//! commands.
 //!
 //! The peer runs on the project's local-AWS venv Python
 //! (`.local-aws/venv`, made by `scripts/local-aws.sh` from
@@ -180,6 +182,38 @@ impl MongoPeer {
 
     pub async fn fail(&self, command: &str, times: i32, code: i32, code_name: &str) {
         self.control(doc! { "do": "fail", "command": command, "times": times, "code": code, "codeName": code_name, "errmsg": format!("{code_name} injected by the test") })
+            .await;
+    }
+
+    /// Sets one figure of `host`'s `serverStatus` at a dotted path
+    /// (`globalLock.currentQueue.total`, `wiredTiger.cache.maximum bytes
+    /// configured`); it stays until set again or cleared. A string makes a
+    /// figure that is not a number.
+    pub async fn set_status(&self, host: &str, path: &str, value: Value) {
+        let value = mongodb::bson::serialize_to_bson(&value).expect("JSON is BSON");
+        self.control(doc! { "do": "setStatus", "host": host, "path": path, "value": value })
+            .await;
+    }
+
+    /// Leaves a field (or a whole section) out of `host`'s `serverStatus`,
+    /// as a server that does not have it would.
+    pub async fn unset_status(&self, host: &str, path: &str) {
+        self.control(doc! { "do": "setStatus", "host": host, "path": path, "unset": true })
+            .await;
+    }
+
+    /// Drops what [`Self::set_status`] and [`Self::unset_status`] set, for
+    /// `host` or every server.
+    pub async fn clear_status(&self, host: Option<&str>) {
+        let host = host.map_or(Bson::Null, |h| Bson::String(h.to_owned()));
+        self.control(doc! { "do": "clearStatus", "host": host }).await;
+    }
+
+    /// How far the data member `host` is behind the primary: its
+    /// `optimeDate` in `replSetGetStatus` is the primary's less `secs`
+    /// (whole milliseconds; ignored while `host` is the primary).
+    pub async fn set_lag(&self, host: &str, secs: f64) {
+        self.control(doc! { "do": "setLag", "host": host, "seconds": secs })
             .await;
     }
 

@@ -73,6 +73,10 @@ pub struct MemberHealth {
     pub host: String,
     pub health: f64,
     pub state: i32,
+    /// The last operation it applied (`optimeDate`), for its lag behind the
+    /// primary; `None` for an arbiter (it holds no data) and for a member
+    /// the reporter cannot hear from (mongod then says 1970-01-01).
+    pub optime: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

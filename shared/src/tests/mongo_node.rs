@@ -58,21 +58,61 @@ fn status_members_with_each_numeric_type() {
             MemberHealth {
                 host: "a:27017".into(),
                 health: 1.0,
-                state: 1
+                state: 1,
+                optime: None,
             },
             MemberHealth {
                 host: "b:27017".into(),
                 health: 0.0,
-                state: 8
+                state: 8,
+                optime: None,
             },
             MemberHealth {
                 host: "c:27017".into(),
                 health: 1.0,
-                state: 7
+                state: 7,
+                optime: None,
             },
         ]
     );
     assert!(members[0].is_up() && !members[1].is_up() && members[2].is_up());
+}
+
+#[test]
+fn status_members_optime_is_read_where_it_means_something() {
+    let at = |ms: i64| mongodb::bson::DateTime::from_millis(ms);
+    let primary_ms = 1_700_000_000_250;
+    let reply = doc! {
+        "set": "s", "myState": 2,
+        "members": [
+            { "_id": 0, "name": "a:27017", "health": 1.0, "state": 1, "stateStr": "PRIMARY",
+              "optime": { "ts": mongodb::bson::Timestamp { time: 1_700_000_000, increment: 1 }, "t": 3_i64 },
+              "optimeDate": at(primary_ms) },
+            { "_id": 1, "name": "b:27017", "health": 1.0, "state": 2, "stateStr": "SECONDARY",
+              "optimeDate": at(primary_ms - 4_500), "self": true },
+            // Not reachable: mongod reports the epoch.
+            { "_id": 2, "name": "c:27017", "health": 0.0, "state": 8,
+              "stateStr": "(not reachable/healthy)", "optimeDate": at(0) },
+            // An arbiter has no optime at all.
+            { "_id": 3, "name": "d:27017", "health": 1.0, "state": 7, "stateStr": "ARBITER" },
+            // Not a date: left out, not an error (the health is still good).
+            { "_id": 4, "name": "e:27017", "health": 1.0, "state": 2, "optimeDate": "yesterday" },
+        ],
+        "ok": 1.0
+    };
+    let members = read_status(&reply).expect("a valid status");
+    let optimes: Vec<Option<i64>> = members
+        .iter()
+        .map(|m| m.optime.map(|t| t.timestamp_millis()))
+        .collect();
+    assert_eq!(
+        optimes,
+        [Some(primary_ms), Some(primary_ms - 4_500), None, None, None]
+    );
+    assert_eq!(
+        members[0].optime.map(|t| t.to_rfc3339()),
+        Some("2023-11-14T22:13:20.250+00:00".to_owned())
+    );
 }
 
 #[test]

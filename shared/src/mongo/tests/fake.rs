@@ -188,6 +188,7 @@ impl MongoApi for FakeSet {
                     } else {
                         2
                     },
+                    optime: None,
                 }
             })
             .collect())

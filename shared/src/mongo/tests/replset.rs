@@ -57,6 +57,7 @@ fn health(host: &str, up: bool) -> MemberHealth {
             (true, true) => 7,
             (true, false) => 2,
         },
+        optime: None,
     }
 }
 
@@ -604,6 +605,7 @@ fn a_member_is_up_when_healthy_and_primary_secondary_or_arbiter() {
             host: "d1:27017".into(),
             health,
             state,
+            optime: None,
         };
         assert_eq!(m.is_up(), up, "{m:?}");
     }
@@ -1168,6 +1170,7 @@ fn a_member_missing_from_the_status_counts_as_down() {
             host: "d1:27017".into(),
             health: 1.0,
             state: 3,
+            optime: None,
         },
     ];
     let r = refusal(remove(&config, "d2:27017", None, &recovering));
