@@ -18,6 +18,7 @@ use crate::backup::ports::BackupApi;
 use crate::error::Error;
 use crate::tags;
 
+mod locate;
 mod nodes;
 mod restore;
 

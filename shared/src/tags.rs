@@ -55,6 +55,21 @@ pub const INVALID: &str = "ninelives:invalid";
 /// On snapshots: the instance the volume was attached to, if any.
 pub const INSTANCE_ID: &str = "ninelives:instance-id";
 
+/// On snapshots taken in PostgreSQL backup mode: the `backup_label` file
+/// `pg_backup_stop` returned, to write into the data directory on restore.
+/// Escaped (`@XX` per UTF-8 byte outside letters, digits, space and
+/// `+-=._:/`, so a newline is `@0A`) and split over this key, then `-2`,
+/// `-3`, ... (each value at most 256 characters);
+/// `shared::backup::pg_hooks::label_from_tags` reassembles it.
+pub const PG_BACKUP_LABEL: &str = "ninelives:pg-backup-label";
+/// On snapshots taken in PostgreSQL backup mode: the `tablespace_map` file,
+/// when there are tablespaces; stored like [`PG_BACKUP_LABEL`].
+pub const PG_TABLESPACE_MAP: &str = "ninelives:pg-tablespace-map";
+/// On snapshots taken in PostgreSQL backup mode: where the backup ends
+/// (`pg_backup_stop`'s LSN). Recovery from the snapshot with its label must
+/// replay WAL at least this far.
+pub const PG_BACKUP_STOP_LSN: &str = "ninelives:pg-backup-stop-lsn";
+
 /// On volumes lifecycle-hook creates: the snapshot it was restored from, or
 /// `none` for a new empty volume.
 pub const RESTORED_FROM: &str = "ninelives:restored-from";

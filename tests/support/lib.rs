@@ -9,6 +9,7 @@
 //! chain tests; each test file owns a range of ports (see there).
 
 pub mod mongo;
+pub mod postgres;
 pub mod redis;
 
 use std::collections::HashMap;

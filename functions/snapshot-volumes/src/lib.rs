@@ -5,13 +5,19 @@
 //! `tier` in an EventBridge event's detail, or the schedule rule's name
 //! (`...-daily-...`). The handler turns the event into a [`SnapshotRun`] and
 //! hands it to `shared::backup::snapshot`.
+//!
+//! Volumes tagged `ninelives:app=postgres` are taken in PostgreSQL backup
+//! mode (`shared::backup::pg_hooks`): the instance's PostgreSQL, found from
+//! its tags, is connected to with the `PG*` settings only for those groups,
+//! so the function needs no PostgreSQL setting when no volume asks for it.
 
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use serde_json::Value;
-use shared::backup::hooks::NoAppHooks;
+use shared::backup::hooks::{AppHooks, NoAppHooks};
+use shared::backup::pg_hooks::PgBackupHooks;
 use shared::backup::ports::BackupApi;
 use shared::backup::snapshot::{SnapshotRun, take_snapshots};
 use shared::backup::tier::{Retention, Tier};
@@ -21,6 +27,7 @@ use shared::envelope::{Delivery, Payload};
 use shared::function::{Function, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::notify::{Notifier, SnsNotifier};
+use shared::pg_node::PgSettings;
 use shared::{ConfigError, Error, EventError};
 
 pub const NAME: &str = "snapshot-volumes";
@@ -29,6 +36,10 @@ pub const NAME: &str = "snapshot-volumes";
 pub struct Config {
     pub common: Common,
     pub retention: Retention,
+    /// `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PG_CONNECT_TIMEOUT_MS`,
+    /// `PG_COMMAND_TIMEOUT_MS`: how backup mode reaches PostgreSQL. All
+    /// optional; used only for volumes tagged `ninelives:app=postgres`.
+    pub postgres: PgSettings,
 }
 
 impl Config {
@@ -36,6 +47,7 @@ impl Config {
         Ok(Config {
             common: Common::from_env(env)?,
             retention: Retention::from_env(env)?,
+            postgres: PgSettings::from_env(env)?,
         })
     }
 }
@@ -161,18 +173,31 @@ pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, E
     }
 }
 
-pub struct SnapshotVolumes<A = Ec2, N = SnsNotifier> {
+/// The handler. `H` is the application backup mode: PostgreSQL's, with
+/// instances located through EC2, in the deployed function.
+pub struct SnapshotVolumes<A = Ec2, N = SnsNotifier, H = PgBackupHooks<Ec2>> {
     config: Config,
     api: A,
     notifier: N,
+    hooks: H,
 }
 
-impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
+impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N, NoAppHooks> {
+    /// A handler without application backup modes: volumes tagged
+    /// `ninelives:app` are taken crash-consistent, and the summary says so
+    /// (for tests of the snapshot logic alone).
     pub fn with(config: Config, api: A, notifier: N) -> Self {
+        SnapshotVolumes::with_hooks(config, api, notifier, NoAppHooks)
+    }
+}
+
+impl<A: BackupApi, N: Notifier, H: AppHooks> SnapshotVolumes<A, N, H> {
+    pub fn with_hooks(config: Config, api: A, notifier: N, hooks: H) -> Self {
         SnapshotVolumes {
             config,
             api,
             notifier,
+            hooks,
         }
     }
 
@@ -187,12 +212,12 @@ impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
             dry_run: self.config.common.dry_run || request.dry_run,
         };
         tracing::info!(function = NAME, route = %delivery.route(), tier = %run.tier, period = %run.period(), dry_run = run.dry_run, "snapshot run starting");
-        let summary = take_snapshots(&self.api, &NoAppHooks, &run, &invocation.deadline).await?;
+        let summary = take_snapshots(&self.api, &self.hooks, &run, &invocation.deadline).await?;
         finish(&self.notifier, NAME, summary).await
     }
 }
 
-impl<A: BackupApi, N: Notifier> SnapshotVolumes<A, N> {
+impl<A: BackupApi, N: Notifier, H: AppHooks> SnapshotVolumes<A, N, H> {
     pub async fn handle_event(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
         let invocation = Invocation::from_context(&event.context);
         dispatch(NAME, event.payload, &invocation.deadline, |delivery| {
@@ -212,7 +237,9 @@ impl Function for SnapshotVolumes {
 
     fn new(config: Config, sdk: &SdkConfig) -> Self {
         let notifier = SnsNotifier::from_conf(sdk, config.common.notify_topic_arn.clone());
-        SnapshotVolumes::with(config, Ec2::from_conf(sdk), notifier)
+        let ec2 = Ec2::from_conf(sdk);
+        let hooks = PgBackupHooks::new(config.postgres.clone(), ec2.clone());
+        SnapshotVolumes::with_hooks(config, ec2, notifier, hooks)
     }
 
     async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {

@@ -1,7 +1,7 @@
 //! The seam for application backup modes. A group of volumes whose tags say
 //! `ninelives:app=<app>` is snapshotted between the application's `before`
-//! and `after` (for PostgreSQL: `pg_backup_start` and `pg_backup_stop`, added
-//! by the PostgreSQL work). Without a hook for the app the snapshot is still
+//! and `after` (for PostgreSQL: `pg_backup_start` and `pg_backup_stop`, in
+//! `super::pg_hooks`). Without a hook for the app the snapshot is still
 //! taken, crash-consistent as `CreateSnapshots` makes it, and the summary says
 //! so.
 

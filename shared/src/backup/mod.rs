@@ -6,6 +6,7 @@ pub mod dedupe;
 pub mod hooks;
 pub mod latest;
 pub mod model;
+pub mod pg_hooks;
 pub mod ports;
 pub mod purge;
 pub mod select;
