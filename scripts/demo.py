@@ -11,7 +11,9 @@ Then a three-node Redis chain on loopback loses its head: redis-failover
 promotes the next node, moves the record, and fences the old head when it
 comes back. Last, a MongoDB replica set (played by local/mongo_peer.py, a
 wire-protocol peer, as no mongod is installable here) gets a new member
-through the task queue, and its record follows an election. Every function call is a real
+through the task queue, and its record follows an election. Last of all,
+publish-metrics reads every node of the chain and the set and the report
+shows what CloudWatch received. Every function call is a real
 `cargo run -q --bin replay -- FUNCTION EVENT_FILE`, printed as it runs; boto3
 is used only to build the fleet and to look at the result.
 """
@@ -50,6 +52,7 @@ HOUR = NOW.replace(minute=0, second=0)
 ec2 = boto3.client("ec2")
 autoscaling = boto3.client("autoscaling")
 route53 = boto3.client("route53")
+cloudwatch = boto3.client("cloudwatch")
 # The awscli/boto3 SQS client ignores AWS_ENDPOINT_URL on some versions.
 sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
 work = Path(tempfile.mkdtemp(prefix="ninelives-demo-"))
@@ -234,7 +237,9 @@ def main() -> None:
     say()
     redis_chain(zone_id)
     say()
-    mongo_set(zone_id)
+    control = mongo_set(zone_id)
+    say()
+    metrics_report(control)
     say()
     say("Replay any fixture yourself: eval \"$(scripts/local-aws.sh env)\" and then")
     say("  cargo run -q --bin replay -- snapshot-volumes events-fixtures/snapshot-volumes/scheduled-weekly.json")
@@ -532,7 +537,52 @@ def mongo_set(zone_id: str) -> None:
     say(f"     {s['status']}: {MONGO} -> {record(zone_id, MONGO)} (was {s['record']['from']})")
     r = replay("mongo-endpoint", {"cluster": MONGO}, "mongo-again", **env)
     say(f"   The next minute's check finds it {r['sets'][0]['status']}: no change, no Route 53 write.")
-    peer.kill()
+    return control
+
+
+def statistic(namespace: str, name: str, at: dt.datetime, **dims: str) -> str:
+    """The value CloudWatch holds for one metric at the run's minute."""
+    points = cloudwatch.get_metric_statistics(
+        Namespace=namespace, MetricName=name, Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
+        StartTime=at - dt.timedelta(minutes=2), EndTime=at + dt.timedelta(minutes=2), Period=60,
+        Statistics=["Maximum"])["Datapoints"]
+    return f"{points[0]['Maximum']:g}" if points else "(none)"
+
+
+def metrics_report(control: str) -> None:
+    say("12. publish-metrics: every tagged node, read from outside, in as few PutMetricData calls as possible")
+    members = peer_command(control, verb="state")
+    secondary = next(m["host"] for m in members["config"]["members"]
+                     if not m.get("arbiterOnly") and m["host"] != members.get("primary"))
+    peer_command(control, verb="setDown", host=secondary, down=True)
+    say(f"   (the MongoDB member {secondary} is made to stop answering first)")
+    r = replay("publish-metrics", FIXTURES / "publish-metrics" / "scheduled.json", "metrics", NODE_TIMEOUT_MS="3000")
+    at = dt.datetime.fromisoformat(r["timestamp"])
+    nodes = ", ".join(f"{n} {role}" for role, n in r["nodes"].items())
+    datums = ", ".join(f"{n} to {ns}" for ns, n in r["datums"].items())
+    say(f"   read {nodes}; sent {datums} in {r['calls']} PutMetricData calls")
+    for d in r["down"]:
+        say(f"   NodeUp 0 for {d['node']} ({d['role']} at {d['endpoint']}): {d['reason']}")
+    for s in r["skipped"]:
+        say(f"   skipped for {s['cluster']}{' ' + s['node'] if s.get('node') else ''}: {s['reason']}")
+    say("   What CloudWatch now holds (GetMetricStatistics, Maximum over the run's minute):")
+    say(f"     NineLives/Redis {CHAIN}: HeadUp {statistic('NineLives/Redis', 'HeadUp', at, cluster=CHAIN)}, "
+        f"Masters {statistic('NineLives/Redis', 'Masters', at, cluster=CHAIN)}")
+    for reservation in ec2.describe_instances(Filters=[
+            {"Name": "tag:ninelives:cluster", "Values": [CHAIN]},
+            {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]:
+        for i in reservation["Instances"]:
+            node = i["InstanceId"]
+            endpoint = next(t["Value"] for t in i["Tags"] if t["Key"] == "ninelives:endpoint")
+            say(f"       {node} ({endpoint}): NodeUp {statistic('NineLives/Redis', 'NodeUp', at, cluster=CHAIN, node=node)}, "
+                f"IsMaster {statistic('NineLives/Redis', 'IsMaster', at, cluster=CHAIN, node=node)}, "
+                f"UsedMemory {statistic('NineLives/Redis', 'UsedMemory', at, cluster=CHAIN, node=node)} bytes, "
+                f"ReplicationLagBytes {statistic('NineLives/Redis', 'ReplicationLagBytes', at, cluster=CHAIN, node=node)}")
+    counts = ", ".join(f"{name} {statistic('NineLives/MongoDB', name, at, cluster=MONGO)}" for name in
+                       ["HealthyHostCount", "UnHealthyHostCount", "ArbiterCount", "UnHealthyArbiterCount"])
+    say(f"     NineLives/MongoDB {MONGO}: {counts}")
+    say("   UnHealthyHostCount >= 1 is the alarm that invokes mongo-endpoint, and HeadUp < 1 the one that")
+    say("   invokes redis-failover (infra/alarms.yaml, periods explained in infra/README.md)")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,42 @@ IFS=. read -r redis_major redis_minor <<<"$redis_version"
 (( redis_major > 6 || (redis_major == 6 && redis_minor >= 2) )) ||
   die "$(command -v redis-server) is Redis $redis_version; the tests need 6.2 or newer (FAILOVER)"
 
+# The PostgreSQL tests start their own servers (a primary and a streaming
+# replica on 127.0.0.2 and up, ports 17300-17399, see
+# tests/support/postgres.rs) with the newest binaries under
+# /usr/lib/postgresql/<version>/bin; as root they run them as the user
+# postgres, which the package creates. The package would also create and
+# start a cluster of its own on port 5432; no test needs one, so
+# postgresql-common is installed first and told not to create it.
+# pg_backup_start (backup mode) needs PostgreSQL 15 or newer.
+pg_bindir() { find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1; }
+pg_dir=$(pg_bindir)
+if [[ -z "$pg_dir" || ! -x "$pg_dir/initdb" || ! -x "$pg_dir/postgres" || ! -x "$pg_dir/pg_basebackup" ]]; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing postgresql with apt-get (without a cluster of its own)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2 || die "apt-get update failed"
+    apt-get install -y -q --no-install-recommends postgresql-common >&2 ||
+      die "apt-get install -y --no-install-recommends postgresql-common failed"
+    sed -i -E 's/^#?[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
+      /etc/postgresql-common/createcluster.conf ||
+      die "cannot turn off create_main_cluster in /etc/postgresql-common/createcluster.conf"
+    apt-get install -y -q --no-install-recommends postgresql >&2 ||
+      die "apt-get install -y --no-install-recommends postgresql failed"
+    pg_dir=$(pg_bindir)
+  else
+    die "PostgreSQL not found under /usr/lib/postgresql/*/bin: install PostgreSQL 15 or newer (Debian/Ubuntu: sudo apt-get install postgresql) and run this again"
+  fi
+fi
+[[ -n "$pg_dir" && -x "$pg_dir/postgres" ]] || die "no postgres binary under /usr/lib/postgresql/*/bin after installing postgresql"
+pg_major=$("$pg_dir/postgres" --version | grep -Eo '[0-9]+' | head -n 1)
+[[ -n "$pg_major" ]] || die "cannot tell the version of $pg_dir/postgres"
+(( pg_major >= 15 )) ||
+  die "$pg_dir/postgres is PostgreSQL $pg_major; the tests need 15 or newer (pg_backup_start)"
+if [[ "$(id -u)" == 0 ]] && ! id postgres >/dev/null 2>&1; then
+  die "running as root, the PostgreSQL tests run their servers as the user postgres (PostgreSQL refuses root), and there is none: reinstall the postgresql package, or run as another user"
+fi
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -71,6 +107,11 @@ scripts/local-aws.sh selftest
 # venv's Python, which has mockupdb and pymongo from local/requirements.txt.
 say "MongoDB wire-protocol peer self-test"
 "$(scripts/local-aws.sh python)" local/mongo_peer_selftest.py
+
+# The alarm wiring of infra/alarms.yaml (what cfn-lint cannot check: the
+# alarms, their Lambda permissions and what the functions read from them).
+say "infra checks"
+"$(scripts/local-aws.sh python)" -m unittest discover -s infra/tests
 
 say "cargo test --workspace"
 log=$(mktemp)

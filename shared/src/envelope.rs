@@ -246,6 +246,30 @@ fn classify(value: Value, hops: Vec<Hop>, depth: usize) -> Result<Delivery, Even
     })
 }
 
+/// The input of a scheduled function that takes nothing but a dry-run
+/// switch: an empty object, `null`, or `{"dry_run": true}` as constant
+/// input or direct payload, or an EventBridge event (the schedule) whose
+/// detail is one of those. Anything else is an error naming `context`.
+pub fn dry_run_input(payload: &Payload, context: &'static str) -> Result<bool, EventError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Input {
+        #[serde(default)]
+        dry_run: bool,
+    }
+    let value = match payload {
+        Payload::Direct(value) => value,
+        Payload::EventBridge(event) => &event.detail,
+        Payload::NoOp { reason } => return Err(EventError::Invalid(format!("nothing to do: {reason}"))),
+    };
+    if value.as_object().is_some_and(|o| o.is_empty()) || value.is_null() {
+        return Ok(false);
+    }
+    let input: Input =
+        serde_json::from_value(value.clone()).map_err(|source| EventError::Shape { context, source })?;
+    Ok(input.dry_run)
+}
+
 #[cfg(test)]
 #[path = "tests/envelope.rs"]
 mod tests;

@@ -96,12 +96,6 @@ pub enum Error {
         source: BoxError,
     },
 
-    #[error("{function} is not implemented yet: {detail}")]
-    NotImplemented {
-        function: &'static str,
-        detail: &'static str,
-    },
-
     /// Some of the work failed; what succeeded stays done and the rest is
     /// safe to retry because every step is idempotent.
     #[error("{failed} of {attempted} {what} failed; first failure: {first}")]
@@ -125,11 +119,7 @@ impl Error {
     /// Whether running the same invocation again can succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Config(_)
-            | Error::Event(_)
-            | Error::NotImplemented { .. }
-            | Error::Request { .. }
-            | Error::Resource { .. } => false,
+            Error::Config(_) | Error::Event(_) | Error::Request { .. } | Error::Resource { .. } => false,
             Error::Aws { retryable, .. }
             | Error::Store { retryable, .. }
             | Error::Incomplete { retryable, .. }
@@ -146,7 +136,6 @@ impl Error {
             Error::Request { .. } => "InvalidRequest",
             Error::Resource { .. } => "InvalidResource",
             Error::Store { .. } => "DataStoreError",
-            Error::NotImplemented { .. } => "NotImplemented",
             Error::Partial { .. } => "PartialFailure",
             Error::Incomplete { .. } => "Incomplete",
         }

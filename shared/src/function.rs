@@ -120,13 +120,3 @@ pub async fn report<S: Serialize>(notifier: &impl Notifier, outcome: Outcome<'_,
         None => Ok(value),
     }
 }
-
-/// A "not implemented" error for functions a later issue builds; never a
-/// fake success.
-pub fn not_implemented(function: &'static str, detail: &'static str) -> Error {
-    Error::NotImplemented { function, detail }
-}
-
-#[cfg(test)]
-#[path = "tests/function.rs"]
-mod tests;

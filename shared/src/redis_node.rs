@@ -40,6 +40,7 @@ use redis::{
 use crate::chain::info;
 use crate::chain::model::{Endpoint, Replication};
 use crate::chain::ports::{NodeError, RedisApi};
+use crate::metrics::redis::RedisInfo;
 
 /// How to reach and authenticate to the chain's Redis nodes.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,6 +75,7 @@ pub struct RedisNodes {
 
 /// The command names errors and logs use.
 const INFO: &str = "INFO replication";
+const INFO_ALL: &str = "INFO";
 const REPLICAOF: &str = "REPLICAOF";
 const FAILOVER: &str = "FAILOVER";
 const PING: &str = "PING";
@@ -149,22 +151,7 @@ impl RedisApi for RedisNodes {
         let mut cmd = redis::cmd("INFO");
         cmd.arg("replication");
         let value = self.run(node, INFO, cmd).await?;
-        let text = match value {
-            Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|e| NodeError::Malformed {
-                endpoint: node.clone(),
-                detail: format!("the reply is not UTF-8: {e}"),
-            })?,
-            // RESP3 sends INFO as a verbatim string.
-            Value::VerbatimString { text, .. } => text,
-            Value::SimpleString(text) => text,
-            other => {
-                return Err(NodeError::Malformed {
-                    endpoint: node.clone(),
-                    detail: format!("the reply is {other:?}, not text"),
-                });
-            }
-        };
-        read_replication(node, &text)
+        read_replication(node, &text_of(node, value)?)
     }
 
     async fn replicate(&self, node: &Endpoint, master: Option<&Endpoint>) -> Result<(), NodeError> {
@@ -205,6 +192,30 @@ impl RedisApi for RedisNodes {
         self.run(head, FAILOVER, cmd).await?;
         tracing::info!(endpoint = %head, "FAILOVER ABORT");
         Ok(())
+    }
+}
+
+impl RedisInfo for RedisNodes {
+    async fn info(&self, node: &Endpoint) -> Result<String, NodeError> {
+        let value = self.run(node, INFO_ALL, redis::cmd("INFO")).await?;
+        text_of(node, value)
+    }
+}
+
+/// The text of an `INFO` reply.
+fn text_of(node: &Endpoint, value: Value) -> Result<String, NodeError> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|e| NodeError::Malformed {
+            endpoint: node.clone(),
+            detail: format!("the reply is not UTF-8: {e}"),
+        }),
+        // RESP3 sends INFO as a verbatim string.
+        Value::VerbatimString { text, .. } => Ok(text),
+        Value::SimpleString(text) => Ok(text),
+        other => Err(NodeError::Malformed {
+            endpoint: node.clone(),
+            detail: format!("the reply is {other:?}, not text"),
+        }),
     }
 }
 

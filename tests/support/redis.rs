@@ -17,7 +17,8 @@
 //! test in it uses ports no other test of the file uses. Taken so far:
 //!
 //! - `tests/redis_node.rs` (the adapter tests): 17000-17099;
-//! - `tests/redis_chain.rs` (the chain tests): 17100-17199.
+//! - `tests/redis_chain.rs` (the chain tests): 17100-17199;
+//! - `tests/publish_metrics.rs` (publish-metrics): 17200-17299.
 //!
 //! A new file takes the next free hundred and adds itself here.
 

@@ -10,7 +10,6 @@
 use aws_config::SdkConfig;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
-use serde::Deserialize;
 use serde_json::Value;
 use shared::backup::ports::BackupApi;
 use shared::backup::purge::{PurgeRun, purge};
@@ -56,30 +55,10 @@ fn deletes_per_second(env: &impl Env) -> Result<f64, ConfigError> {
     Ok(rate)
 }
 
-/// A direct invocation or constant input may ask for a dry run.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Input {
-    #[serde(default)]
-    dry_run: bool,
-}
-
 /// Whether the event asks for a dry run. Any EventBridge event (the
 /// schedule) is a plain run unless its detail says `"dry_run": true`.
 pub fn parse_dry_run(payload: &Payload) -> Result<bool, EventError> {
-    let value = match payload {
-        Payload::Direct(value) => value,
-        Payload::EventBridge(event) => &event.detail,
-        Payload::NoOp { reason } => return Err(EventError::Invalid(format!("nothing to do: {reason}"))),
-    };
-    if value.as_object().is_some_and(|o| o.is_empty()) || value.is_null() {
-        return Ok(false);
-    }
-    let input: Input = serde_json::from_value(value.clone()).map_err(|source| EventError::Shape {
-        context: "purge-snapshots input",
-        source,
-    })?;
-    Ok(input.dry_run)
+    shared::envelope::dry_run_input(payload, "purge-snapshots input")
 }
 
 pub struct PurgeSnapshots<A = Ec2, N = SnsNotifier> {

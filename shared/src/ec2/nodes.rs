@@ -1,12 +1,14 @@
 //! The cluster inventories on EC2: the live instances tagged
 //! `ninelives:role=redis` ([`Inventory`]) and `mongodb` /
-//! `mongodb-arbiter` ([`MemberInventory`]). The cluster is compared after
+//! `mongodb-arbiter` ([`MemberInventory`]), and every node publish-metrics
+//! watches ([`MetricInventory`]). The cluster is compared after
 //! normalising (case, trailing dot), so it is filtered here rather than by
 //! an exact-match EC2 tag filter.
 
 use crate::chain::model::{InvalidNode, Node, node_from};
 use crate::chain::ports::Inventory;
 use crate::error::Error;
+use crate::metrics::collect::{MetricInventory, Role, Tagged};
 use crate::mongo::ports::{Member, MemberInventory};
 use crate::mongo::replset::Kind;
 use crate::tags;
@@ -19,7 +21,7 @@ const INSTANCE_PAGE: i32 = 1000;
 impl Inventory for Ec2 {
     async fn redis_nodes(&self, cluster: Option<&str>) -> Result<Vec<Result<Node, InvalidNode>>, Error> {
         let found = self
-            .tagged_nodes(&["redis"], crate::chain::model::DEFAULT_PORT, cluster)
+            .tagged_nodes(&[("redis", crate::chain::model::DEFAULT_PORT)], cluster)
             .await?;
         Ok(found.into_iter().map(|(node, _)| node).collect())
     }
@@ -29,8 +31,10 @@ impl MemberInventory for Ec2 {
     async fn mongo_members(&self, cluster: Option<&str>) -> Result<Vec<Result<Member, InvalidNode>>, Error> {
         let found = self
             .tagged_nodes(
-                &[MONGODB, MONGODB_ARBITER],
-                crate::mongo::replset::DEFAULT_PORT,
+                &[
+                    (MONGODB, crate::mongo::replset::DEFAULT_PORT),
+                    (MONGODB_ARBITER, crate::mongo::replset::DEFAULT_PORT),
+                ],
                 cluster,
             )
             .await?;
@@ -50,16 +54,27 @@ impl MemberInventory for Ec2 {
     }
 }
 
+impl MetricInventory for Ec2 {
+    async fn metric_nodes(&self) -> Result<Vec<Tagged>, Error> {
+        let roles: Vec<(&str, u16)> = Role::ALL.iter().map(|r| (r.tag(), r.default_port())).collect();
+        let found = self.tagged_nodes(&roles, None).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(node, role)| Role::from_tag(&role).map(|role| (node, role)))
+            .collect())
+    }
+}
+
 const MONGODB: &str = "mongodb";
 const MONGODB_ARBITER: &str = "mongodb-arbiter";
 
 impl Ec2 {
-    /// Live instances whose `ninelives:role` is one of `roles`, with the
-    /// role each has, sorted by instance id.
+    /// Live instances whose `ninelives:role` is one of `roles` (each with
+    /// the port its endpoint has when `ninelives:endpoint` names none),
+    /// with the role each has, sorted by instance id.
     async fn tagged_nodes(
         &self,
-        roles: &[&str],
-        default_port: u16,
+        roles: &[(&str, u16)],
         cluster: Option<&str>,
     ) -> Result<Vec<(Result<Node, InvalidNode>, String)>, Error> {
         let mut found = Vec::new();
@@ -68,7 +83,10 @@ impl Ec2 {
             let out = self
                 .client
                 .describe_instances()
-                .filters(filter(&format!("tag:{}", tags::ROLE), roles.iter().copied()))
+                .filters(filter(
+                    &format!("tag:{}", tags::ROLE),
+                    roles.iter().map(|(r, _)| *r),
+                ))
                 .filters(filter("instance-state-name", ["pending", "running"]))
                 .max_results(INSTANCE_PAGE)
                 .set_next_token(token.take())
@@ -82,6 +100,11 @@ impl Ec2 {
                     .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
                 let tags = from_sdk_tags(i.tags());
                 let role = tags.get(tags::ROLE).cloned().unwrap_or_default();
+                // The tag filter matches exactly, so this only skips what
+                // EC2 should not have returned.
+                let Some(default_port) = roles.iter().find(|(r, _)| *r == role).map(|(_, port)| *port) else {
+                    continue;
+                };
                 let node = node_from(
                     id,
                     &tags,

@@ -3,27 +3,41 @@
 //! fragmentation), clients (connected, replicas, blocked), keys (evicted,
 //! expired), persistence (changes since the last save; the last AOF write
 //! and rewrite when AOF is on), the role and, for a replica, its link; and
-//! from a master, each replica's lag in bytes (`master_repl_offset` less
-//! the offset the replica acknowledged) and seconds.
+//! from every node with replicas (the head, and each middle node of a
+//! chain), each replica's lag in bytes (`master_repl_offset` less the
+//! offset the replica acknowledged) and seconds. A replica's own lag is
+//! its master's view of it; `crate::metrics::collect` joins the two nodes.
 //!
 //! A field that is missing is left out (older Redis versions lack some);
 //! a field that is there but not a number is reported, not guessed.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use serde::Serialize;
 
 use super::Unit;
+use crate::chain::model::Endpoint;
+use crate::chain::ports::NodeError;
 
 pub const NAMESPACE: &str = "NineLives/Redis";
+
+/// What reads a node's `INFO` (implemented on `crate::redis_node::RedisNodes`).
+pub trait RedisInfo: Sync {
+    /// The text of `INFO` (its default sections).
+    fn info(&self, node: &Endpoint) -> impl Future<Output = Result<String, NodeError>> + Send;
+}
 
 /// One node's figures.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Figures {
     /// `(metric name, unit, value)`.
     pub values: Vec<(&'static str, Unit, f64)>,
-    /// Each replica a master reports.
+    /// Each replica this node reports (a master, or a middle node of a
+    /// chain).
     pub replicas: Vec<ReplicaLag>,
+    /// A replica's master as it reports it (`master_host`, `master_port`).
+    pub master: Option<(String, u16)>,
     /// Fields that could not be read, with why.
     pub skipped: Vec<String>,
 }
@@ -83,14 +97,13 @@ pub fn figures(info: &str) -> Figures {
             }
         }
     }
+    // A middle node of a chain is a replica with replicas of its own.
+    out.replicas = replica_lags(&fields, &mut out.skipped);
+    if let Some(max) = out.replicas.iter().map(|r| r.bytes).max_by(|a, b| a.total_cmp(b)) {
+        out.values.push(("MaxReplicaLagBytes", Unit::Bytes, max));
+    }
     match fields.get("role").copied() {
-        Some("master") => {
-            out.values.push(("IsMaster", Unit::None, 1.0));
-            out.replicas = replica_lags(&fields, &mut out.skipped);
-            if let Some(max) = out.replicas.iter().map(|r| r.bytes).max_by(|a, b| a.total_cmp(b)) {
-                out.values.push(("MaxReplicaLagBytes", Unit::Bytes, max));
-            }
-        }
+        Some("master") => out.values.push(("IsMaster", Unit::None, 1.0)),
         Some("slave") => {
             out.values.push(("IsMaster", Unit::None, 0.0));
             out.values.push((
@@ -98,6 +111,17 @@ pub fn figures(info: &str) -> Figures {
                 Unit::None,
                 flag(fields.get("master_link_status") == Some(&"up")),
             ));
+            match (
+                fields.get("master_host"),
+                fields.get("master_port").map(|p| p.parse::<u16>()),
+            ) {
+                (Some(host), Some(Ok(port))) if !host.is_empty() => {
+                    out.master = Some(((*host).to_owned(), port))
+                }
+                _ => out
+                    .skipped
+                    .push("master_host/master_port: missing or not a host and port".to_owned()),
+            }
         }
         Some(other) => out.skipped.push(format!("role: unknown role {other:?}")),
         None => out.skipped.push("role: missing".to_owned()),
@@ -107,10 +131,6 @@ pub fn figures(info: &str) -> Figures {
 
 /// `slaveN:ip=...,port=...,state=...,offset=...,lag=...` lines of a master.
 fn replica_lags(fields: &HashMap<&str, &str>, skipped: &mut Vec<String>) -> Vec<ReplicaLag> {
-    let Some(Ok(master_offset)) = fields.get("master_repl_offset").map(|v| v.parse::<f64>()) else {
-        skipped.push("master_repl_offset: missing or not a number; replica lag unknown".to_owned());
-        return Vec::new();
-    };
     let mut keys: Vec<(&str, &str)> = fields
         .iter()
         .filter(|(k, _)| {
@@ -119,6 +139,13 @@ fn replica_lags(fields: &HashMap<&str, &str>, skipped: &mut Vec<String>) -> Vec<
         })
         .map(|(k, v)| (*k, *v))
         .collect();
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let Some(Ok(master_offset)) = fields.get("master_repl_offset").map(|v| v.parse::<f64>()) else {
+        skipped.push("master_repl_offset: missing or not a number; replica lag unknown".to_owned());
+        return Vec::new();
+    };
     keys.sort_by_key(|(k, _)| k[5..].parse::<u32>().unwrap_or(u32::MAX));
     let mut out = Vec::new();
     for (key, value) in keys {

@@ -102,3 +102,32 @@ fn values_that_are_not_numbers_are_skipped_and_said() {
     let f = figures("# Server\nredis_version:7.0.15\n");
     assert_eq!(f.skipped, ["role: missing"]);
 }
+
+#[test]
+fn a_middle_node_of_a_chain_reports_its_master_and_its_replicas_lag() {
+    assert_eq!(figures(REPLICA).master, Some(("127.0.0.1".to_owned(), 17990)));
+    let middle = REPLICA
+        .replace(
+            "connected_slaves:0",
+            "connected_slaves:1\nslave0:ip=10.0.0.9,port=6379,state=online,offset=1000,lag=2",
+        )
+        .replace("master_repl_offset:1655", "master_repl_offset:1600");
+    let f = figures(&middle);
+    assert!(f.skipped.is_empty(), "{:?}", f.skipped);
+    assert_eq!(value(&f, "IsMaster"), Some(0.0));
+    assert_eq!(value(&f, "MaxReplicaLagBytes"), Some(600.0));
+    assert_eq!(f.replicas.len(), 1);
+    assert_eq!(f.replicas[0].replica, "10.0.0.9:6379");
+    assert_eq!(f.replicas[0].seconds, 2.0);
+}
+
+#[test]
+fn a_replica_without_its_masters_address_says_so() {
+    let f = figures(&REPLICA.replace("master_port:17990", "master_port:x"));
+    assert_eq!(f.master, None);
+    assert!(
+        f.skipped.iter().any(|s| s.starts_with("master_host/master_port")),
+        "{:?}",
+        f.skipped
+    );
+}
