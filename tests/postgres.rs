@@ -138,10 +138,15 @@ async fn readings_of_a_primary_and_its_replica_and_the_lag_while_replay_is_pause
     );
     let rf = figures(&r);
     assert_eq!(node_value(&rf, "ReplayPaused"), Some(1.0));
-    let own = node_value(&rf, "ReplicationLagBytes").expect("the replica's own lag");
+    let own = node_value(&rf, "ReplayBacklogBytes").expect("the replica's own backlog");
     assert!(
         own >= written as f64,
         "receive - replay {own} < written {written}"
+    );
+    assert_eq!(
+        node_value(&rf, "ReplicationLagBytes"),
+        None,
+        "the lag behind the primary comes from replica_lags only"
     );
     let pf = figures(&p);
     let max = node_value(&pf, "MaxReplicaLagBytes").expect("the primary's view");
@@ -154,7 +159,7 @@ async fn readings_of_a_primary_and_its_replica_and_the_lag_while_replay_is_pause
     until("the replica catching up", SETTLE, || async {
         let (p, r) = (read(&nodes, &primary).await, read(&nodes, &replica).await);
         let lags = replica_lags(&[("primary", &p), ("replica", &r)]);
-        let own = node_value(&figures(&r), "ReplicationLagBytes");
+        let own = node_value(&figures(&r), "ReplayBacklogBytes");
         match (lags.as_slice(), own, r.replay_paused) {
             ([(_, lag)], Some(own), Some(false)) if *lag == 0.0 && own == 0.0 => Ok(()),
             _ => Err(format!(
@@ -446,6 +451,9 @@ enum Sabotage {
     FailCreate,
     /// Create the snapshot, then end the backup session on the server.
     KillSession,
+    /// Wait this long (the backup session idle), then create the snapshot:
+    /// EC2's rate limit waited out, say.
+    Slow(Duration),
 }
 
 /// The EC2 adapter with its snapshot calls sabotaged.
@@ -474,6 +482,10 @@ impl Sabotaged<'_> {
                     )
                     .await;
                 made
+            }
+            Sabotage::Slow(wait) => {
+                tokio::time::sleep(wait).await;
+                create.await
             }
         }
     }
@@ -640,4 +652,181 @@ async fn a_node_that_is_down_fails_its_group_retryably_and_nothing_is_snapshotte
         Ec2::new(&sdk).snapshots().await.is_empty(),
         "nothing was snapshotted"
     );
+}
+
+#[tokio::test]
+async fn backup_mode_holds_through_the_timeouts_a_role_sets() {
+    let _region = REGION_LOCK.lock().await;
+    // Archiving that takes 3 s a segment: pg_backup_stop(wait_for_archive)
+    // waits seconds for it, as on a real node with archiving to S3.
+    let primary = PgServer::primary_with(
+        "127.0.0.2",
+        17350,
+        &["archive_mode = on", "archive_command = 'sleep 3'"],
+    )
+    .await;
+    // A backup user whose role sets timeouts of a second, below what the
+    // stop waits (statement_timeout) and what the snapshot call takes
+    // (idle_session_timeout). The harness' own sessions are postgres'.
+    primary
+        .execute(
+            "CREATE ROLE nlbackup LOGIN SUPERUSER PASSWORD 'nlbackup-pw'; \
+             ALTER ROLE nlbackup SET statement_timeout = '1s'; \
+             ALTER ROLE nlbackup SET idle_session_timeout = '1s'; \
+             ALTER ROLE nlbackup SET idle_in_transaction_session_timeout = '1s'; \
+             ALTER ROLE nlbackup SET lock_timeout = '1s'",
+        )
+        .await;
+    let settings = PgSettings {
+        user: "nlbackup".into(),
+        password: Some("nlbackup-pw".into()),
+        ..primary.settings()
+    };
+
+    let sdk = fresh(REGION).await;
+    let (_, volume) = postgres_volume(&sdk, &primary.endpoint().to_string()).await;
+    let api = Sabotaged {
+        inner: shared::ec2::Ec2::from_conf(&sdk),
+        how: Sabotage::Slow(Duration::from_millis(2500)),
+        server: &primary,
+    };
+    let hooks = PgBackupHooks::new(settings, shared::ec2::Ec2::from_conf(&sdk));
+    let started = Instant::now();
+    let summary = take_snapshots(&api, &hooks, &run(), &Deadline::after(Duration::from_secs(120)))
+        .await
+        .expect("the run reports");
+    let took = started.elapsed();
+    assert!(
+        summary.failed.is_empty(),
+        "{summary:?}\nlog:\n{}",
+        primary.log_tail()
+    );
+    assert_eq!(summary.created.len(), 1, "{summary:?}");
+    let snaps = Ec2::new(&sdk).snapshots_of(&volume).await;
+    assert_eq!(snaps.len(), 1);
+    assert!(label_from_tags(&snapshot_tags(&snaps[0])).is_some(), "labelled");
+    one_backend_started_and_stopped(&primary);
+    // The session idled through the snapshot call, and the stop waited
+    // for the archive, both longer than the role allows.
+    assert!(took > Duration::from_millis(3500), "{took:?}");
+    let log = primary.log();
+    assert!(!log.contains("idle-session timeout"), "{}", primary.log_tail());
+    assert!(!log.contains("canceling statement"), "{}", primary.log_tail());
+}
+
+#[tokio::test]
+async fn a_snapshot_of_the_period_without_its_label_is_replaced() {
+    let _region = REGION_LOCK.lock().await;
+    let primary = PgServer::primary("127.0.0.2", 17360).await;
+    let sdk = fresh(REGION).await;
+    let ec2 = Ec2::new(&sdk);
+    let (instance, volume) = postgres_volume(&sdk, &primary.endpoint().to_string()).await;
+    let run = run();
+    let period = run.period();
+    let expires_at = run.expires_at();
+    // What a run cut off between CreateSnapshot and tagging the label
+    // leaves: every tag of the period, no label.
+    let cluster = ec2
+        .client
+        .describe_volumes()
+        .volume_ids(&volume)
+        .send()
+        .await
+        .expect("DescribeVolumes")
+        .volumes()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(tags::CLUSTER))
+        .and_then(|t| t.value())
+        .expect("the cluster tag")
+        .to_owned();
+    let set = format!("{}/cut-off-0", run.run_id);
+    let cut_off = ec2
+        .snapshot(
+            &volume,
+            &[
+                (tags::MANAGED_BY, tags::MANAGED_BY_VALUE),
+                (tags::CLUSTER, &cluster),
+                (tags::NAME, "main"),
+                (tags::VOLUME_ID, &volume),
+                (tags::INSTANCE_ID, &instance),
+                (tags::TIER, "daily"),
+                (tags::PERIOD, &period),
+                (tags::EXPIRES_AT, &expires_at),
+                (tags::RUN, &run.run_id),
+                (tags::SET, &set),
+                (tags::SET_SIZE, "1"),
+            ],
+        )
+        .await;
+
+    let api = shared::ec2::Ec2::from_conf(&sdk);
+    let hooks = PgBackupHooks::new(primary.settings(), shared::ec2::Ec2::from_conf(&sdk));
+    let summary = take_snapshots(&api, &hooks, &run, &Deadline::after(Duration::from_secs(120)))
+        .await
+        .expect("the run reports");
+    assert!(summary.complete, "{summary:?}");
+    assert!(summary.already_done.is_empty(), "not a backup: {summary:?}");
+    assert_eq!(summary.created.len(), 1, "{summary:?}");
+    assert_eq!(summary.not_backups_removed, vec![cut_off.clone()]);
+    let snaps = ec2.snapshots_of(&volume).await;
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    assert_eq!(
+        snaps[0].snapshot_id(),
+        Some(summary.created[0].snapshot_id.as_str())
+    );
+    assert!(label_from_tags(&snapshot_tags(&snaps[0])).is_some(), "labelled");
+    one_backend_started_and_stopped(&primary);
+}
+
+#[tokio::test]
+async fn a_node_with_more_databases_than_its_budget_keeps_its_own_readings() {
+    let primary = PgServer::primary("127.0.0.2", 17370).await;
+    for n in 1..=6 {
+        primary.execute(&format!("CREATE DATABASE d{n}")).await;
+    }
+    primary.execute("CREATE DATABASE slow").await;
+    primary.execute_in("slow", "CREATE TABLE t (x int)").await;
+    // pg_table_size waits for this lock: slow's read outlasts the budget.
+    let holder = primary.client_to("slow").await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("the lock");
+
+    let budget = Duration::from_millis(1500);
+    let nodes = PgNodes::new(primary.settings()).with_budget(budget);
+    let started = Instant::now();
+    let r = read(&nodes, &primary).await;
+    let took = started.elapsed();
+    assert!(took < budget + Duration::from_millis(1000), "{took:?}");
+    assert!(r.server_version_num >= 150_000 && r.connections >= 1, "{r:?}");
+    assert!(r.wal_files.is_some(), "{r:?}");
+    let read_in_time: Vec<&str> = r.databases.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(read_in_time, ["d1", "d2", "d3", "d4", "d5", "d6", "postgres"]);
+    assert_eq!(
+        r.skipped,
+        ["database slow not read: the node's time budget was spent"],
+        "cut short while it waited"
+    );
+
+    // A budget spent before the databases: none started, the node's own
+    // figures all the same.
+    let nodes = PgNodes::new(primary.settings()).with_budget(Duration::ZERO);
+    let r = read(&nodes, &primary).await;
+    assert!(r.databases.is_empty(), "{r:?}");
+    assert_eq!(r.skipped.len(), 8, "{:?}", r.skipped);
+    for name in ["d1", "d6", "postgres", "slow"] {
+        let line = format!("database {name} not read: the node's time budget was spent");
+        assert!(r.skipped.contains(&line), "{:?}", r.skipped);
+    }
+    let f = figures(&r);
+    assert_eq!(node_value(&f, "InRecovery"), Some(0.0));
+    assert!(node_value(&f, "Connections").is_some());
+
+    // Without a budget, slow is read once its lock goes.
+    drop(holder);
+    let r = read(&PgNodes::new(primary.settings()), &primary).await;
+    assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+    assert_eq!(r.databases.len(), 8);
 }

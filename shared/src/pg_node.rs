@@ -13,7 +13,10 @@
 //! says nothing); [`PgSettings::command_timeout`] each query, also set as
 //! the session's `statement_timeout` so the server drops what we stopped
 //! waiting for. The backup's start and stop get more (a checkpoint, WAL
-//! archiving: [`BACKUP_START_EXTRA`], [`BACKUP_STOP_EXTRA`]).
+//! archiving: [`BACKUP_START_EXTRA`], [`BACKUP_STOP_EXTRA`]), and the backup
+//! session lifts the server's own timeouts, which a role or database may
+//! set (`no_timeouts`). A node's readings may be given a time budget for
+//! its databases ([`PgNodes::with_budget`]).
 //!
 //! Errors are classified for the callers ([`PgError`]): unreachable or
 //! silent is `Down`, refused credentials `Auth`, a server starting up,
@@ -422,19 +425,55 @@ fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
 #[derive(Clone)]
 pub struct PgNodes {
     settings: PgSettings,
+    /// How long one node's readings may go on starting and reading its
+    /// databases, counted from the start of the read; `None`: no bound
+    /// but the per-step ones.
+    budget: Option<Duration>,
 }
 
 impl fmt::Debug for PgNodes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgNodes")
             .field("settings", &self.settings)
+            .field("budget", &self.budget)
             .finish()
     }
 }
 
+/// What became of one database's read.
+enum DatabaseRead {
+    Read(DatabaseReadings),
+    Failed(PgError),
+    /// Not started, or cut short, because the node's budget was spent.
+    OutOfTime,
+}
+
 impl PgNodes {
     pub fn new(settings: PgSettings) -> Self {
-        PgNodes { settings }
+        PgNodes {
+            settings,
+            budget: None,
+        }
+    }
+
+    /// Bounds the databases' part of each node's readings: counted from
+    /// the start of the read, no database is started once `budget` is
+    /// spent, and one still being read then is given up. Those databases
+    /// are named in the readings' `skipped`; the node's own figures, and
+    /// those of the databases read in time, are returned as usual.
+    ///
+    /// For a caller that bounds a whole node read (publish-metrics'
+    /// `NODE_TIMEOUT_MS`): up to 64 databases, each with its connection and
+    /// query bounds, can take far longer than such a bound, and a read cut
+    /// by it loses the node's figures too. The node's own queries count
+    /// against the budget (it runs from the start of the read), but are not
+    /// cut by it: leave the rest of the caller's bound for a slow one, and
+    /// for closing the first database's connection (up to a second).
+    pub fn with_budget(self, budget: Duration) -> Self {
+        PgNodes {
+            budget: Some(budget),
+            ..self
+        }
     }
 
     pub fn settings(&self) -> &PgSettings {
@@ -442,8 +481,10 @@ impl PgNodes {
     }
 
     /// A session to `database` on `endpoint`. `statement_timeout` makes
-    /// the server give up a query we stopped waiting for; a backup session
-    /// has none (its checkpoint may take longer than any query).
+    /// the server give up a query we stopped waiting for (given at startup,
+    /// it also overrides one set for the role or database). A backup
+    /// session is opened without, and clears every server-side timeout
+    /// itself once it knows the version (`start_in`, [`no_timeouts`]).
     async fn connect(
         &self,
         endpoint: &Endpoint,
@@ -630,6 +671,10 @@ impl PgNodes {
     }
 
     async fn readings_of(&self, endpoint: &Endpoint) -> Result<Readings, PgError> {
+        // A budget too large for an Instant is no budget.
+        let spent_at = self
+            .budget
+            .and_then(|b| tokio::time::Instant::now().checked_add(b));
         let first = &self.settings.database;
         let session = self.connect(endpoint, first, "ninelives-metrics", true).await?;
         let node = self.read_node(&session).await;
@@ -649,38 +694,54 @@ impl PgNodes {
             ));
         }
         // The first database is read on the session already open.
-        let mut databases = Vec::new();
+        let mut reads = Vec::new();
         if let Some(i) = names.iter().position(|n| n == first) {
             names.remove(i);
-            match Self::read_database(&session, first).await {
-                Ok(d) => databases.push(d),
-                Err(e) => readings.skipped.push(format!("database {first}: {e}")),
-            }
+            let read = within_budget(spent_at, Self::read_database(&session, first)).await;
+            reads.push((first.clone(), read));
         }
         session.close().await;
 
-        let others: Vec<(String, Result<DatabaseReadings, PgError>)> = futures::stream::iter(names)
+        let others: Vec<(String, DatabaseRead)> = futures::stream::iter(names)
             .map(|name| async move {
-                let read = async {
+                let read = within_budget(spent_at, async {
                     let session = self.connect(endpoint, &name, "ninelives-metrics", true).await?;
                     let read = Self::read_database(&session, &name).await;
                     session.close().await;
                     read
-                }
+                })
                 .await;
                 (name, read)
             })
             .buffer_unordered(DATABASE_CONCURRENCY)
             .collect()
             .await;
-        for (name, read) in others {
+        reads.extend(others);
+
+        let mut databases = Vec::new();
+        let mut out_of_time = Vec::new();
+        for (name, read) in reads {
             match read {
-                Ok(d) => databases.push(d),
-                Err(e) => {
+                DatabaseRead::Read(d) => databases.push(d),
+                DatabaseRead::Failed(e) => {
                     tracing::warn!(node = %endpoint, database = %name, error = %e, "database not read");
                     readings.skipped.push(format!("database {name}: {e}"));
                 }
+                DatabaseRead::OutOfTime => out_of_time.push(name),
             }
+        }
+        if !out_of_time.is_empty() {
+            out_of_time.sort();
+            tracing::warn!(
+                node = %endpoint,
+                databases = ?out_of_time,
+                "databases not read: the node's time budget was spent"
+            );
+            readings.skipped.extend(
+                out_of_time
+                    .iter()
+                    .map(|name| format!("database {name} not read: the node's time budget was spent")),
+            );
         }
         databases.sort_by(|a, b| a.name.cmp(&b.name));
         readings.databases = databases;
@@ -729,6 +790,15 @@ impl PgNodes {
                 version_num,
             });
         }
+        const UNLIMITED: &str = "session timeouts";
+        let client = session.client(UNLIMITED)?;
+        session
+            .run(
+                UNLIMITED,
+                Duration::ZERO,
+                client.batch_execute(&no_timeouts(version_num)),
+            )
+            .await?;
         const START: &str = "pg_backup_start";
         let sql = if version_num >= BACKUP_FUNCTIONS_RENAMED {
             "SELECT pg_backup_start($1, true)::text"
@@ -743,6 +813,53 @@ impl PgNodes {
         let start_lsn: String = get(endpoint, START, &row, 0)?;
         Ok((version_num, backend_pid, start_lsn))
     }
+}
+
+/// Runs one database's read unless the budget is spent before it starts,
+/// and gives it up when the budget runs out while it runs (its session is
+/// dropped, which cuts the connection).
+async fn within_budget(
+    spent_at: Option<tokio::time::Instant>,
+    read: impl Future<Output = Result<DatabaseReadings, PgError>>,
+) -> DatabaseRead {
+    let finished = match spent_at {
+        None => read.await,
+        Some(at) if tokio::time::Instant::now() >= at => return DatabaseRead::OutOfTime,
+        Some(at) => match tokio::time::timeout_at(at, read).await {
+            Ok(finished) => finished,
+            Err(_) => return DatabaseRead::OutOfTime,
+        },
+    };
+    match finished {
+        Ok(d) => DatabaseRead::Read(d),
+        Err(e) => DatabaseRead::Failed(e),
+    }
+}
+
+/// Commands that lift every server-side limit from a backup session.
+///
+/// A backup session must live, idle, from `pg_backup_start` until
+/// `pg_backup_stop` returns: the server aborts the backup when it ends.
+/// Timeouts set for the server, the role or the database (`ALTER ROLE ...
+/// SET`) would still apply to it: a `statement_timeout` of 30 s cancels a
+/// `pg_backup_stop` waiting for the WAL archive (57014) on every run, an
+/// `idle_session_timeout` (14+) ends the session while the snapshot call
+/// waits out EC2's rate limit, a `transaction_timeout` (17+) does both.
+/// Our own bounds ([`Session::run`], the invocation's deadline) still limit
+/// every wait. `SET` here, not in the startup options: a parameter the
+/// server does not know is fatal there, so the version-dependent ones are
+/// sent only to versions that have them.
+fn no_timeouts(version_num: i32) -> String {
+    let mut sql = String::from(
+        "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0;",
+    );
+    if version_num >= 140_000 {
+        sql.push_str(" SET idle_session_timeout = 0;");
+    }
+    if version_num >= 170_000 {
+        sql.push_str(" SET transaction_timeout = 0;");
+    }
+    sql
 }
 
 /// A session holding a non-exclusive backup open.

@@ -73,6 +73,12 @@ impl PgServer {
     /// and waits until it answers (it, not a stray server: its
     /// `data_directory` is ours). Panics with the log if it does not.
     pub async fn primary(host: &str, port: u16) -> PgServer {
+        PgServer::primary_with(host, port, &[]).await
+    }
+
+    /// [`PgServer::primary`] with `settings` (`postgresql.conf` lines)
+    /// added after the harness' own, so they win: WAL archiving, say.
+    pub async fn primary_with(host: &str, port: u16, settings: &[&str]) -> PgServer {
         let server = PgServer::new(host, port);
         let pwfile = server.dir.join("pwfile");
         fs::write(&pwfile, PASSWORD).unwrap_or_else(|e| panic!("{}: {e}", pwfile.display()));
@@ -105,6 +111,7 @@ impl PgServer {
                 "log_line_prefix = '%m [%p] %a '",
             ],
         );
+        append(&server.data().join("postgresql.conf"), settings);
         fs::write(
             server.data().join("pg_hba.conf"),
             "host all all 127.0.0.0/8 scram-sha-256\nhost replication all 127.0.0.0/8 scram-sha-256\n",

@@ -19,6 +19,13 @@
 //! of a volume is never deleted (no volume is left without its snapshot),
 //! and no set is ever partly deleted by the clean-up. Partial visibility
 //! only delays the clean-up: an extra snapshot, never a missing one.
+//!
+//! A run may require more of a snapshot than [`source_volume`] does (the
+//! `_where` forms): a volume in application backup mode counts only a
+//! snapshot carrying the backup's proof. A snapshot that fails the
+//! requirement is in no set, so it neither covers a group nor outranks a
+//! set that counts; the clean-up here never deletes it either (the run
+//! removes it once its replacement exists).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,10 +74,18 @@ impl SetView<'_> {
 
 /// The sets of a listing, in rank order.
 pub fn ranked_sets(snapshots: &[Snapshot]) -> Vec<SetView<'_>> {
+    ranked_sets_where(snapshots, |_| true)
+}
+
+/// The sets of a listing, in rank order, made of the snapshots that also
+/// pass `counts`.
+pub fn ranked_sets_where(snapshots: &[Snapshot], counts: impl Fn(&Snapshot) -> bool) -> Vec<SetView<'_>> {
     let mut by_key: BTreeMap<&str, Vec<(&str, &Snapshot)>> = BTreeMap::new();
     let mut sizes: BTreeMap<&str, Option<usize>> = BTreeMap::new();
     for s in snapshots {
-        let Some(volume) = source_volume(s) else { continue };
+        let Some(volume) = source_volume(s).filter(|_| counts(s)) else {
+            continue;
+        };
         let (key, size) = match s.tag(tags::SET) {
             Some(set) => (set, s.tag(tags::SET_SIZE).and_then(|n| n.parse().ok())),
             None => (s.id.as_str(), Some(1)),
@@ -113,9 +128,15 @@ pub fn covering<'s, 'a>(sets: &'s [SetView<'a>], volumes: &[String]) -> Option<&
 /// Snapshot ids to delete: duplicate sets (whole) and extra snapshots a
 /// retried call made within a set.
 pub fn duplicates(snapshots: &[Snapshot]) -> Vec<String> {
+    duplicates_where(snapshots, |_| true)
+}
+
+/// [`duplicates`] among the snapshots that pass `counts`; the others are
+/// never in the answer.
+pub fn duplicates_where(snapshots: &[Snapshot], counts: impl Fn(&Snapshot) -> bool) -> Vec<String> {
     let mut covered: BTreeSet<&str> = BTreeSet::new();
     let mut extra = Vec::new();
-    for set in ranked_sets(snapshots) {
+    for set in ranked_sets_where(snapshots, counts) {
         extra.extend(set.extras.iter().map(|s| s.id.clone()));
         if set.is_complete() && set.members.keys().all(|v| covered.contains(v)) {
             extra.extend(set.members.values().map(|s| s.id.clone()));

@@ -21,9 +21,18 @@ pub trait AppHooks: Sync {
     /// Called before a supported group's snapshot is started.
     fn before(&self, group: &Group) -> impl Future<Output = Result<Self::Guard, Error>> + Send;
 
+    /// Whether a snapshot of `group` (whose app this build supports) with
+    /// `snapshot_tags` was taken in backup mode: it carries what `after`
+    /// returned. One without does not count as the group's snapshot, and
+    /// the run replaces it: a run cut off between the snapshot call and
+    /// tagging (the invocation's deadline, a Lambda that died) left it
+    /// behind, and its backup mode never ended properly.
+    fn proves_backup(&self, group: &Group, snapshot_tags: &Tags) -> bool;
+
     /// Called after the snapshot call returned, whether it succeeded or not
-    /// (`snapshot_ids` is empty on failure), so backup mode is always ended.
-    /// Returns tags to add to the snapshots (a backup label, say).
+    /// (`snapshot_ids` is empty on failure), so backup mode is ended
+    /// whenever the invocation's deadline leaves time to. Returns tags to
+    /// add to the snapshots (a backup label, say).
     fn after(
         &self,
         group: &Group,
@@ -41,6 +50,10 @@ impl AppHooks for NoAppHooks {
 
     fn supports(&self, _app: &str) -> bool {
         false
+    }
+
+    fn proves_backup(&self, _group: &Group, _snapshot_tags: &Tags) -> bool {
+        true
     }
 
     async fn before(&self, _group: &Group) -> Result<(), Error> {

@@ -15,14 +15,24 @@
 //! `ninelives:endpoint` tag, else its private DNS name on 5432) and starts
 //! the backup with an immediate checkpoint (see `PgNodes::backup_start`);
 //! `after` stops it on the same session, whether the snapshot call worked
-//! or not, and returns the label as tags for the snapshots
-//! ([`label_tags`]): `backup_label` split over `ninelives:pg-backup-label`,
-//! `-2`, ..., the `tablespace_map` likewise, and the stop LSN. If the stop
-//! fails (or the session died: the server then aborted the backup), the
-//! fresh snapshots are not valid backups; `snapshot_group` deletes them and
-//! fails the group, so the retry takes them again. If the start fails (the
-//! node is down, refuses us), nothing of the group is snapshotted and the
-//! group fails, retryable when the node may come back.
+//! or not (unless the invocation's deadline cuts the run first: the session
+//! is then closed, which aborts the backup), and returns the label as tags
+//! for the snapshots ([`label_tags`]): `backup_label` split over
+//! `ninelives:pg-backup-label`, `-2`, ..., the `tablespace_map` likewise,
+//! and the stop LSN. If the stop fails (or the session died: the server
+//! then aborted the backup), the fresh snapshots are not valid backups;
+//! `snapshot_group` deletes them and fails the group, so the retry takes
+//! them again. A snapshot without a readable label (its run was cut off
+//! before the stop or the tagging) is not a backup either:
+//! `proves_backup` says so, and the next run of the period takes the group
+//! again and then removes it. If the start fails (the node is down, refuses
+//! us), nothing of the group is snapshotted and the group fails, retryable
+//! when the node may come back.
+//!
+//! The backup session lifts the timeouts the server, the role or the
+//! database may set (`statement_timeout`, `idle_session_timeout`, ...: see
+//! `crate::pg_node`), which would cancel the stop or end the session, and
+//! with it the backup.
 //!
 //! A group not attached to an instance (a detached volume) has no server to
 //! put in backup mode: it is taken without, and the log says so.
@@ -124,6 +134,13 @@ impl<L: NodeLocator> AppHooks for PgBackupHooks<L> {
     fn supports(&self, app: &str) -> bool {
         let app = app.trim();
         app.eq_ignore_ascii_case(APP) || app.eq_ignore_ascii_case("postgresql")
+    }
+
+    /// A snapshot of an instance's volumes is a backup when it carries a
+    /// readable label; volumes attached to no instance are never taken in
+    /// backup mode (see `before`), so any of their snapshots counts.
+    fn proves_backup(&self, group: &Group, snapshot_tags: &Tags) -> bool {
+        group.instance_id.is_none() || label_from_tags(snapshot_tags).is_some()
     }
 
     async fn before(&self, group: &Group) -> Result<PgGuard, Error> {

@@ -10,6 +10,16 @@
 //! crash-consistent set. Deliveries that race each other can both create;
 //! every run then lists again and removes duplicate sets, whole.
 //!
+//! A group in application backup mode (`AppHooks::supports` its
+//! `ninelives:app`) is done only by a set that proves the backup
+//! (`AppHooks::proves_backup`: for PostgreSQL, the backup label). A run cut
+//! off between the snapshot call and tagging (the deadline, a Lambda that
+//! died) leaves snapshots without it, taken in a backup the server then
+//! aborted; they do not count, the group is taken again, and once it has a
+//! set that counts they are removed (`not_backups_removed`). Only
+//! snapshots of this tier and period, made by ninelives, of the group's own
+//! volumes are ever removed so.
+//!
 //! Failure of one group never stops the others: it is reported, and the
 //! run's outcome is an error so that Lambda's retry of the same event (same
 //! period) takes exactly what is missing.
@@ -137,6 +147,10 @@ pub struct SnapshotSummary {
     pub duplicates_removed: Vec<String>,
     /// Snapshots of this period whose per-volume tags were missing and added.
     pub tags_repaired: Vec<String>,
+    /// Snapshots of this period of volumes in backup mode that lacked its
+    /// proof (their run was cut off before backup mode ended), removed
+    /// once the volume had a snapshot that has it.
+    pub not_backups_removed: Vec<String>,
     pub notes: Vec<String>,
     /// The errors behind `failed`, causes intact, for the outcome.
     #[serde(skip)]
@@ -160,6 +174,7 @@ impl SnapshotSummary {
             not_started: Vec::new(),
             duplicates_removed: Vec::new(),
             tags_repaired: Vec::new(),
+            not_backups_removed: Vec::new(),
             notes: Vec::new(),
             errors: Vec::new(),
         }
@@ -210,7 +225,8 @@ impl Summary for SnapshotSummary {
             && (!self.created.is_empty()
                 || !self.failed.is_empty()
                 || !self.not_started.is_empty()
-                || !self.duplicates_removed.is_empty())
+                || !self.duplicates_removed.is_empty()
+                || !self.not_backups_removed.is_empty())
     }
 
     /// The error a function reports when the run did not finish, so that
@@ -277,8 +293,20 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
         .within("ec2:DescribeSnapshots", api.managed_snapshots(&query))
         .await?;
 
-    let targets: HashMap<&str, &Target> = selection
-        .groups
+    let groups = selection.groups;
+    // Volumes in backup mode count only a snapshot that proves it.
+    let hooked: HashMap<&str, &Group> = groups
+        .iter()
+        .filter(|g| g.app().is_some_and(|app| hooks.supports(app)))
+        .flat_map(|g| g.targets.iter().map(move |t| (t.volume_id.as_str(), g)))
+        .collect();
+    let counts = |s: &Snapshot| {
+        dedupe::source_volume(s)
+            .and_then(|v| hooked.get(v))
+            .is_none_or(|g| hooks.proves_backup(g, &s.tags))
+    };
+
+    let targets: HashMap<&str, &Target> = groups
         .iter()
         .flat_map(|g| g.targets.iter())
         .map(|t| (t.volume_id.as_str(), t))
@@ -301,23 +329,24 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
         }
     }
 
-    let sets = dedupe::ranked_sets(&existing);
+    let sets = dedupe::ranked_sets_where(&existing, counts);
     let mut pending: Vec<Group> = Vec::new();
-    for group in selection.groups {
+    for group in &groups {
         match dedupe::covering(&sets, &group.volume_ids()) {
             Some(set) => {
-                for target in group.targets {
+                for target in &group.targets {
                     if let Some(snapshot) = set.members.get(target.volume_id.as_str()) {
                         summary.already_done.push(Existing {
                             snapshot_id: snapshot.id.clone(),
-                            volume_id: target.volume_id,
+                            volume_id: target.volume_id.clone(),
                         });
                     }
                 }
             }
-            None => pending.push(group),
+            None => pending.push(group.clone()),
         }
     }
+    let not_backups = not_backups(&existing, &hooked, counts, run.tier, &summary.period);
 
     for group in &pending {
         if let Some(app) = group.app()
@@ -332,6 +361,11 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
     }
 
     if run.dry_run {
+        for (volume, id) in &not_backups {
+            summary.notes.push(format!(
+                "{id} of {volume} was taken outside its backup mode; it does not count, and would be removed once replaced"
+            ));
+        }
         for group in pending {
             let method = if group.is_multi_volume() {
                 Method::CreateSnapshots
@@ -394,7 +428,8 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
         .sort_by(|a, b| a.target.volume_id.cmp(&b.target.volume_id));
     summary.not_started.sort();
 
-    remove_duplicates(api, &query, deadline, &mut summary).await;
+    remove_duplicates(api, &query, deadline, counts, &mut summary).await;
+    remove_not_backups(api, &not_backups, deadline, &mut summary).await;
     summary.complete = summary.failed.is_empty() && summary.not_started.is_empty();
     Ok(summary)
 }
@@ -459,12 +494,80 @@ fn missing_volume_tags(existing: &[Snapshot], targets: &HashMap<&str, &Target>) 
         .collect()
 }
 
-/// Lists the period again and removes duplicate sets. Never fails the run:
-/// what it cannot do is noted and left for the next delivery.
+/// Snapshots of the period, made by a snapshot run, of volumes in backup
+/// mode, that do not prove it (`counts` says no): `(volume, snapshot id)`.
+/// The tags are checked here again, whatever the listing was asked for:
+/// these are deleted.
+fn not_backups<'s>(
+    existing: &'s [Snapshot],
+    hooked: &HashMap<&str, &Group>,
+    counts: impl Fn(&Snapshot) -> bool,
+    tier: Tier,
+    period: &str,
+) -> Vec<(&'s str, &'s str)> {
+    existing
+        .iter()
+        .filter(|s| {
+            s.tag(tags::MANAGED_BY) == Some(tags::MANAGED_BY_VALUE)
+                && s.tag(tags::TIER) == Some(tier.as_str())
+                && s.tag(tags::PERIOD) == Some(period)
+        })
+        .filter_map(|s| {
+            let volume = dedupe::source_volume(s)?;
+            (hooked.contains_key(volume) && !counts(s)).then_some((volume, s.id.as_str()))
+        })
+        .collect()
+}
+
+/// Removes the snapshots that do not prove their backup mode, of the
+/// volumes that now have one that does (made by this run or found). Until
+/// then one is kept: it does not count, but it is the only copy of the
+/// volume for the period if the node stays down. Never fails the run.
+async fn remove_not_backups<A: BackupApi>(
+    api: &A,
+    not_backups: &[(&str, &str)],
+    deadline: &Deadline,
+    summary: &mut SnapshotSummary,
+) {
+    let replaced: BTreeSet<String> = summary
+        .created
+        .iter()
+        .map(|c| c.target.volume_id.clone())
+        .chain(summary.already_done.iter().map(|e| e.volume_id.clone()))
+        .collect();
+    for &(volume, id) in not_backups {
+        if !replaced.contains(volume) {
+            summary.notes.push(format!(
+                "{id} of {volume} was taken outside its backup mode; it does not count, and is removed once replaced"
+            ));
+            continue;
+        }
+        if deadline.should_stop() {
+            summary.notes.push(format!(
+                "deadline reached; {id} of {volume}, taken outside its backup mode, is left for the next run"
+            ));
+            continue;
+        }
+        match discard(api, id, "taken outside its backup mode", LISTED).await {
+            Ok(()) => {
+                tracing::info!(snapshot_id = %id, volume_id = %volume, "snapshot taken outside backup mode removed");
+                summary.not_backups_removed.push(id.to_owned());
+            }
+            Err(why) => summary.notes.push(format!(
+                "{id} of {volume} was taken outside its backup mode: {why}"
+            )),
+        }
+    }
+}
+
+/// Lists the period again and removes duplicate sets (among the snapshots
+/// that count). Never fails the run: what it cannot do is noted and left
+/// for the next delivery.
 async fn remove_duplicates<A: BackupApi>(
     api: &A,
     query: &SnapshotQuery,
     deadline: &Deadline,
+    counts: impl Fn(&Snapshot) -> bool + Copy,
     summary: &mut SnapshotSummary,
 ) {
     let after = match deadline
@@ -479,7 +582,7 @@ async fn remove_duplicates<A: BackupApi>(
             return;
         }
     };
-    for id in dedupe::duplicates(&after) {
+    for id in dedupe::duplicates_where(&after, counts) {
         if deadline.should_stop() {
             summary
                 .notes
@@ -503,7 +606,7 @@ async fn remove_duplicates<A: BackupApi>(
     let (kept, superseded): (Vec<Created>, Vec<Created>) = std::mem::take(&mut summary.created)
         .into_iter()
         .partition(|c| !removed.contains(&c.snapshot_id));
-    let sets = dedupe::ranked_sets(&after);
+    let sets = dedupe::ranked_sets_where(&after, counts);
     for c in superseded {
         let survivor = sets
             .iter()
@@ -890,14 +993,25 @@ async fn finish_group<A: BackupApi>(api: &A, common: &CommonTags<'_>, group: &Gr
     }
 }
 
-/// Deletes a snapshot this run has just made that must not count. EC2's
-/// API is eventually consistent: a fresh id can answer "not found" for a
-/// few seconds, which here means "not yet", not "gone". If it cannot be
-/// deleted it is tagged `ninelives:invalid`, so it never counts as a
-/// backup and purge removes it when it expires.
+/// Seconds to wait before each delete of a snapshot this run has just
+/// made: EC2's API is eventually consistent, and a fresh id can answer
+/// "not found" for a few seconds, which then means "not yet", not "gone".
+const FRESH: &[u64] = &[0, 1, 2, 4];
+/// The same for a snapshot found in a listing: "not found" is "gone".
+const LISTED: &[u64] = &[0];
+
+/// Deletes a snapshot this run has just made that must not count.
 async fn discard_fresh<A: BackupApi>(api: &A, snapshot_id: &str, why: &str) -> Result<(), String> {
+    discard(api, snapshot_id, why, FRESH).await
+}
+
+/// Deletes a snapshot that must not count, trying after each of `waits`
+/// seconds while EC2 answers "not found". If it cannot be deleted it is
+/// tagged `ninelives:invalid`, so it never counts as a backup and purge
+/// removes it when it expires.
+async fn discard<A: BackupApi>(api: &A, snapshot_id: &str, why: &str, waits: &[u64]) -> Result<(), String> {
     let mut last = String::from("EC2 did not know it yet");
-    for wait in [0, 1, 2, 4] {
+    for &wait in waits {
         tokio::time::sleep(Duration::from_secs(wait)).await;
         match api.delete_snapshot(snapshot_id).await {
             Ok(DeleteOutcome::Deleted) => return Ok(()),

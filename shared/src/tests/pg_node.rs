@@ -89,3 +89,23 @@ fn postgres_errors_are_classified_for_retries() {
     assert!(!unsupported.is_retryable());
     assert!(unsupported.to_string().contains("10 or newer"));
 }
+
+#[test]
+fn a_backup_session_lifts_only_the_timeouts_its_version_knows() {
+    let v10 = no_timeouts(100_000);
+    for set in [
+        "statement_timeout = 0",
+        "lock_timeout = 0",
+        "idle_in_transaction_session_timeout = 0",
+    ] {
+        assert!(v10.contains(set), "{v10}");
+    }
+    assert!(!v10.contains("idle_session_timeout"), "unknown before 14: {v10}");
+    let v14 = no_timeouts(140_000);
+    assert!(v14.contains("idle_session_timeout = 0"), "{v14}");
+    assert!(
+        !v14.contains("SET transaction_timeout"),
+        "unknown before 17: {v14}"
+    );
+    assert!(no_timeouts(170_000).contains("SET transaction_timeout = 0"));
+}

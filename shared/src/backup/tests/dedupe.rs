@@ -166,3 +166,29 @@ fn snapshots_without_a_set_rank_by_id() {
     b.tags.clear();
     assert_eq!(duplicates(&[a, b]), ["snap-2"]);
 }
+
+#[test]
+fn a_snapshot_that_does_not_count_is_in_no_set_and_never_a_duplicate() {
+    // Set "a" (no proof) ranks before "b" by its token; required proof
+    // takes it out of the ranking altogether.
+    let mut proven = vec![snap("snap-3", "vol-1", "b", 2), snap("snap-4", "vol-2", "b", 2)];
+    for s in &mut proven {
+        s.tags.insert("proof".into(), "yes".into());
+    }
+    let mut list = vec![snap("snap-1", "vol-1", "a", 2), snap("snap-2", "vol-2", "a", 2)];
+    list.extend(proven);
+    let both = volumes(&["vol-1", "vol-2"]);
+    assert_eq!(duplicates(&list), ["snap-3", "snap-4"], "without the requirement");
+    assert_eq!(covering(&ranked_sets(&list), &both).unwrap().key, "a");
+
+    let proof = |s: &Snapshot| s.tag("proof").is_some();
+    assert!(duplicates_where(&list, proof).is_empty());
+    let sets = ranked_sets_where(&list, proof);
+    assert_eq!(sets.len(), 1);
+    assert_eq!(covering(&sets, &both).unwrap().key, "b");
+
+    // Only the unproven set: nothing covers the volumes.
+    let unproven = &list[..2];
+    assert!(covering(&ranked_sets_where(unproven, proof), &both).is_none());
+    assert!(duplicates_where(unproven, proof).is_empty());
+}

@@ -153,6 +153,25 @@ fn postgres_hooks_support_the_postgres_app_only() {
     assert!(!h.supports(""));
 }
 
+#[test]
+fn postgres_a_backup_is_proven_by_a_readable_label_only() {
+    let h = hooks(Err("unused".into()));
+    let label = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nLABEL: x\n";
+    let mut tags = label_tags(label, "0/2000100");
+    tags.insert(tags::PERIOD.into(), "2026-11-24".into());
+    let attached = group(Some("i-1"));
+    assert!(h.proves_backup(&attached, &tags));
+    // Cut off before the stop or the tagging: the period's tags only.
+    let plain: Tags = [(tags::PERIOD.to_owned(), "2026-11-24".to_owned())].into();
+    assert!(!h.proves_backup(&attached, &plain));
+    // A label that cannot be read back proves nothing.
+    let mut garbled = tags.clone();
+    garbled.insert(tags::PG_BACKUP_LABEL.into(), "START@Z".into());
+    assert!(!h.proves_backup(&attached, &garbled));
+    // No server, no backup mode: whatever was taken counts.
+    assert!(h.proves_backup(&group(None), &plain));
+}
+
 #[tokio::test]
 async fn postgres_detached_volumes_need_no_server() {
     let h = hooks(Err("must not be asked".into()));

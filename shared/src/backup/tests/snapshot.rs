@@ -359,6 +359,10 @@ impl AppHooks for Recorder {
         app == "postgres"
     }
 
+    fn proves_backup(&self, _group: &Group, snapshot_tags: &Tags) -> bool {
+        snapshot_tags.contains_key("ninelives:backup-label")
+    }
+
     async fn before(&self, group: &Group) -> Result<String, Error> {
         self.calls
             .lock()
@@ -663,4 +667,192 @@ async fn a_retry_of_a_request_without_a_time_continues_its_period() {
     let next = take_snapshots(&ec2, &NoAppHooks, &other, &open()).await.unwrap();
     assert_eq!(next.period, "2026-11-25");
     assert_eq!(next.created.len(), 5);
+}
+
+/// The ids of `ec2`'s snapshots of `volume`, sorted.
+fn ids_of(ec2: &FakeEc2, volume: &str) -> Vec<String> {
+    let mut ids: Vec<String> = by_volume(ec2)
+        .get(volume)
+        .map(|v| v.iter().map(|s| s.id.clone()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// i-1's db group (vol-1, vol-2) asks for backup mode, and already has a
+/// set of the period without the backup's proof: a run cut off between
+/// the snapshot call and tagging (here: a build without the hook).
+async fn fleet_with_an_unproven_set() -> (FakeEc2, Vec<String>) {
+    let ec2 = fleet();
+    ec2.state.lock().unwrap().volumes[1]
+        .tags
+        .insert(tags::APP.into(), "postgres".into());
+    take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+        .await
+        .unwrap();
+    let mut unproven = ids_of(&ec2, "vol-1");
+    unproven.extend(ids_of(&ec2, "vol-2"));
+    unproven.sort();
+    assert_eq!(unproven.len(), 2);
+    (ec2, unproven)
+}
+
+#[tokio::test]
+async fn a_set_without_its_backup_proof_does_not_count_and_goes_once_replaced() {
+    let (ec2, unproven) = fleet_with_an_unproven_set().await;
+    let kate = ids_of(&ec2, "vol-3");
+    let hooks = Recorder::default();
+    let again = take_snapshots(&ec2, &hooks, &run("r-1"), &open()).await.unwrap();
+    assert!(again.complete, "{again:?}");
+    let done: Vec<&str> = again.already_done.iter().map(|e| e.volume_id.as_str()).collect();
+    assert_eq!(
+        done,
+        ["vol-3", "vol-4", "vol-5"],
+        "groups not in backup mode are unchanged"
+    );
+    let created: Vec<&str> = again
+        .created
+        .iter()
+        .map(|c| c.target.volume_id.as_str())
+        .collect();
+    assert_eq!(created, ["vol-1", "vol-2"], "the group is taken again, whole");
+    assert_eq!(
+        *hooks.calls.lock().unwrap(),
+        ["before vol-1,vol-2", "after label-1 2"]
+    );
+    let mut removed = again.not_backups_removed.clone();
+    removed.sort();
+    assert_eq!(removed, unproven);
+    assert!(again.duplicates_removed.is_empty());
+    for volume in ["vol-1", "vol-2"] {
+        let snaps = &by_volume(&ec2)[volume];
+        assert_eq!(snaps.len(), 1, "{volume}: {snaps:?}");
+        assert_eq!(snaps[0].tag("ninelives:backup-label"), Some("label-1"));
+    }
+    assert_eq!(ids_of(&ec2, "vol-3"), kate);
+    assert!(again.changed());
+
+    // Now proven: the next delivery finds the group done.
+    let third = take_snapshots(&ec2, &hooks, &run("r-1"), &open()).await.unwrap();
+    assert!(
+        third.created.is_empty() && third.not_backups_removed.is_empty(),
+        "{third:?}"
+    );
+    assert_eq!(third.already_done.len(), 5);
+    assert_eq!(
+        hooks.calls.lock().unwrap().len(),
+        2,
+        "no backup mode for a done group"
+    );
+}
+
+#[tokio::test]
+async fn an_unproven_set_is_kept_without_counting_until_a_retake_works() {
+    let (ec2, unproven) = fleet_with_an_unproven_set().await;
+    let failing = Recorder {
+        fail_after: true,
+        ..Recorder::default()
+    };
+    let mut summary = take_snapshots(&ec2, &failing, &run("r-1"), &open())
+        .await
+        .unwrap();
+    assert_eq!(summary.failed.len(), 1, "{summary:?}");
+    assert_eq!(summary.failed[0].volume_ids, ["vol-1", "vol-2"]);
+    assert!(summary.not_backups_removed.is_empty());
+    assert!(
+        summary
+            .notes
+            .iter()
+            .any(|n| n.contains(&unproven[0]) && n.contains("does not count")),
+        "{:?}",
+        summary.notes
+    );
+    assert!(summary.take_outcome_error().unwrap().is_retryable());
+    let mut left = ids_of(&ec2, "vol-1");
+    left.extend(ids_of(&ec2, "vol-2"));
+    left.sort();
+    assert_eq!(
+        left, unproven,
+        "the failed retake's snapshots went, the old ones stay"
+    );
+
+    // A dry run says what it would do, and does nothing.
+    let mut dry = run("r-1");
+    dry.dry_run = true;
+    let planned = take_snapshots(&ec2, &Recorder::default(), &dry, &open())
+        .await
+        .unwrap();
+    assert_eq!(planned.would_create.len(), 2);
+    assert!(
+        planned
+            .notes
+            .iter()
+            .any(|n| n.contains("would be removed once replaced"))
+    );
+
+    let retry = take_snapshots(&ec2, &Recorder::default(), &run("r-1"), &open())
+        .await
+        .unwrap();
+    assert!(retry.complete);
+    let mut removed = retry.not_backups_removed.clone();
+    removed.sort();
+    assert_eq!(removed, unproven);
+}
+
+#[test]
+fn only_this_periods_own_snapshots_of_volumes_in_backup_mode_are_not_backups() {
+    let group = Group {
+        cluster: DB.into(),
+        instance_id: Some("i-1".into()),
+        targets: vec![Target {
+            volume_id: "vol-1".into(),
+            cluster: DB.into(),
+            name: "main".into(),
+            instance_id: Some("i-1".into()),
+            device: Some("/dev/sdf".into()),
+            app: Some("postgres".into()),
+        }],
+    };
+    let hooked: HashMap<&str, &Group> = [("vol-1", &group)].into();
+    let snap = |id: &str, volume: &str, extra: &[(&str, &str)]| {
+        let mut tags: Tags = [
+            (tags::MANAGED_BY, tags::MANAGED_BY_VALUE),
+            (tags::TIER, "daily"),
+            (tags::PERIOD, "2026-11-24"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        tags.retain(|_, v| !v.is_empty());
+        Snapshot {
+            id: id.into(),
+            volume_id: Some(volume.into()),
+            state: crate::backup::model::SnapshotState::Completed,
+            start_time: None,
+            volume_size_gib: Some(8),
+            tags,
+        }
+    };
+    let listing = vec![
+        snap("snap-unproven", "vol-1", &[]),
+        snap("snap-proven", "vol-1", &[("ninelives:backup-label", "x")]),
+        snap("snap-other-volume", "vol-9", &[]),
+        snap("snap-other-period", "vol-1", &[(tags::PERIOD, "2026-11-23")]),
+        snap("snap-other-tier", "vol-1", &[(tags::TIER, "weekly")]),
+        snap("snap-not-ours", "vol-1", &[(tags::MANAGED_BY, "")]),
+        snap("snap-invalid", "vol-1", &[(tags::INVALID, "why")]),
+        snap("snap-copy", "vol-ffffffff", &[]),
+        snap("snap-tagged-elsewhere", "vol-1", &[(tags::VOLUME_ID, "vol-2")]),
+    ];
+    let hooks = Recorder::default();
+    let counts = |s: &Snapshot| {
+        dedupe::source_volume(s)
+            .and_then(|v| hooked.get(v))
+            .is_none_or(|g| hooks.proves_backup(g, &s.tags))
+    };
+    assert_eq!(
+        not_backups(&listing, &hooked, counts, Tier::Daily, "2026-11-24"),
+        [("vol-1", "snap-unproven")]
+    );
 }
