@@ -347,13 +347,42 @@ pub fn plan(observed: &[Observed], records: &Records, intent: &Intent, policy: &
         } else {
             candidates.iter().collect()
         };
-        let Some(best) = pool.into_iter().max_by_key(|c| {
+        let rank = |c: &&&Up| {
             (
                 c.info.data_offset(),
                 record_target(c.node),
                 Reverse(c.node.instance_id.clone()),
             )
-        }) else {
+        };
+        // A replica's dead link is evidence against its own master only.
+        // When the record's head does not answer, only its own replicas
+        // can say it is dead; a replica of another dead node says nothing
+        // about a head that may be alive and slow from here (promoting it
+        // would make two heads).
+        let recorded_down = members
+            .iter()
+            .find(|o| matches!(o.state, NodeState::Down(_)) && record_target(&o.node));
+        let pool: Vec<&&Up> = match recorded_down {
+            Some(head) => {
+                let own: Vec<&&Up> = pool
+                    .iter()
+                    .copied()
+                    .filter(|c| parent_of(c).is_some_and(|p| p.node.instance_id == head.node.instance_id))
+                    .collect();
+                if own.is_empty()
+                    && let Some(other) = pool.iter().copied().max_by_key(rank)
+                {
+                    out.blocked = Some(Blocked::HeadUnconfirmed {
+                        head: head.node.instance_id.clone(),
+                        candidate: other.node.instance_id.clone(),
+                    });
+                    return out;
+                }
+                own
+            }
+            None => pool,
+        };
+        let Some(best) = pool.into_iter().max_by_key(rank) else {
             // Every up node is a stale master: nothing safe to promote.
             out.blocked = Some(Blocked::WouldLoseData {
                 candidate: up
@@ -366,22 +395,6 @@ pub fn plan(observed: &[Observed], records: &Records, intent: &Intent, policy: &
             return out;
         };
         let parent = parent_of(best);
-        // A replica's dead link is evidence against its own master only.
-        // When the record's head does not answer and the candidate hangs
-        // off another node, nothing says the head is dead: it may be alive
-        // and slow from here while a middle node died (promoting then would
-        // make two heads).
-        if let Some(recorded) = members
-            .iter()
-            .find(|o| matches!(o.state, NodeState::Down(_)) && record_target(&o.node))
-            && parent.is_none_or(|p| p.node.instance_id != recorded.node.instance_id)
-        {
-            out.blocked = Some(Blocked::HeadUnconfirmed {
-                head: recorded.node.instance_id.clone(),
-                candidate: best.node.instance_id.clone(),
-            });
-            return out;
-        }
         if let Err(blocked) = promotable(best, parent, leaving, policy) {
             out.blocked = Some(blocked);
             return out;

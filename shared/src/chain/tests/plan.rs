@@ -450,6 +450,23 @@ fn the_records_dead_heads_own_replica_is_still_promoted() {
 }
 
 #[test]
+fn of_two_candidates_the_dead_heads_own_replica_wins_over_a_better_ranked_one() {
+    // An idle chain a -> b -> c -> d: a and c die together. b and d have
+    // the same offset and d would win the tie on its id; only b's link
+    // says anything about a.
+    let observed = [
+        down("a"),
+        replica("b", "a", Some(Some(3)), 100),
+        down("c"),
+        replica("d", "c", Some(Some(3)), 100),
+    ];
+    let p = with_head_record(&observed, "a");
+    assert_eq!(p.blocked, None);
+    assert_eq!(p.steps[0], promote("b", Some("a"), 100));
+    assert_eq!(p.chain, ids(&["b", "d"]));
+}
+
+#[test]
 fn endpoint_parsing() {
     assert_eq!(
         Endpoint::parse("10.0.0.5", 6379),
