@@ -546,7 +546,10 @@ def statistic(namespace: str, name: str, at: dt.datetime, **dims: str) -> str:
         Namespace=namespace, MetricName=name, Dimensions=[{"Name": k, "Value": v} for k, v in dims.items()],
         StartTime=at - dt.timedelta(minutes=2), EndTime=at + dt.timedelta(minutes=2), Period=60,
         Statistics=["Maximum"])["Datapoints"]
-    return f"{points[0]['Maximum']:g}" if points else "(none)"
+    if not points:
+        return "(none)"
+    value = points[0]["Maximum"]
+    return f"{value:,.0f}" if value >= 1000 else f"{value:g}"
 
 
 def metrics_report(control: str) -> None:

@@ -19,7 +19,6 @@ use shared::ec2::Ec2;
 use shared::metrics::{Batch, MetricsSink};
 use shared::mongo_node::MongoNodes;
 use shared::notify::SnsNotifier;
-use shared::pg_node::PgNodes;
 use shared::redis_node::RedisNodes;
 
 const REGION: &str = "eu-central-2";
@@ -48,7 +47,7 @@ fn function(sdk: &aws_config::SdkConfig, pairs: &[(&str, &str)]) -> PublishMetri
         },
         RedisNodes::new(config.redis.clone()),
         MongoNodes::new(config.mongo.clone()),
-        PgNodes::new(config.postgres.clone()),
+        config.postgres_nodes(),
         SnsNotifier::from_conf(sdk, None),
     )
 }

@@ -350,11 +350,12 @@ type Answer<'a> = (&'a Node, Role, Result<Reading, String>);
 type Members<'a> = [Answer<'a>];
 
 /// A Redis chain: each node's INFO figures, each replica's lag as its
-/// master sees it (`ReplicationLagBytes`, `ReplicationLagSeconds`), and
-/// whether the chain has a head: `Masters` (reachable nodes that say
-/// `role:master`; 2 or more is a split) and `HeadUp` (1 when there is one),
-/// the figure the failover alarm watches. A node's own `NodeUp` cannot be
-/// that alarm, because the head moves from node to node.
+/// master sees it (`ReplicationLagBytes`; `ReplicationLagSeconds`, the age
+/// of the replica's last acknowledgement, INFO's `lag`), and whether the
+/// chain has a head: `Masters` (reachable masters that lead: followed by a
+/// node, or with no replica anywhere; 2 or more is a split) and `HeadUp` (1
+/// when there is one), the figure the failover alarm watches. A node's own
+/// `NodeUp` cannot be that alarm, because the head moves from node to node.
 fn redis_cluster(c: &mut ClusterData<'_>, members: &Members<'_>) {
     let figures: Vec<(&Node, &redis_figures::Figures)> = members
         .iter()
@@ -363,6 +364,12 @@ fn redis_cluster(c: &mut ClusterData<'_>, members: &Members<'_>) {
             _ => None,
         })
         .collect();
+    let follows = |f: &redis_figures::Figures, m: &Node| {
+        f.master
+            .as_ref()
+            .is_some_and(|(host, port)| m.answers_to(host, *port))
+    };
+    let any_replica = figures.iter().any(|(_, f)| f.master.is_some());
     let mut masters = 0u32;
     for (node, f) in &figures {
         for (name, unit, value) in &f.values {
@@ -371,26 +378,35 @@ fn redis_cluster(c: &mut ClusterData<'_>, members: &Members<'_>) {
         for reason in &f.skipped {
             c.skip(Some(node), reason.clone());
         }
-        if f.values.iter().any(|(n, _, v)| *n == "IsMaster" && *v == 1.0) {
+        // A master leads the chain when a node follows it, or when no node
+        // follows anyone (a chain of one, or all replicas gone). A node
+        // that is launching answers as a standalone master until it is
+        // attached; it must not pass for a head while the real one is dead.
+        let is_master = f.values.iter().any(|(n, _, v)| *n == "IsMaster" && *v == 1.0);
+        if is_master && (!any_replica || figures.iter().any(|(_, r)| follows(r, node))) {
             masters += 1;
         }
         // The replica's lag is in its master's INFO, under the address the
-        // replica connected from.
-        if let Some((host, port)) = &f.master {
-            let lag = figures
-                .iter()
-                .filter(|(m, _)| m.answers_to(host, *port))
-                .flat_map(|(_, mf)| mf.replicas.iter())
-                .find(|r| {
-                    r.replica
-                        .rsplit_once(':')
-                        .and_then(|(h, p)| p.parse().ok().map(|p| node.answers_to(h, p)))
-                        .unwrap_or(false)
-                });
-            if let Some(lag) = lag {
-                c.node(node, "ReplicationLagBytes", Unit::Bytes, lag.bytes);
-                c.node(node, "ReplicationLagSeconds", Unit::Seconds, lag.seconds);
-            }
+        // replica connected from; a master with one replica, followed by
+        // one node, is that node's even when the address is another (NAT,
+        // or several addresses on one host).
+        let Some((host, port)) = &f.master else { continue };
+        let Some((master_node, mf)) = figures.iter().find(|(m, _)| m.answers_to(host, *port)) else {
+            continue;
+        };
+        let by_address = mf.replicas.iter().find(|r| {
+            r.replica
+                .rsplit_once(':')
+                .and_then(|(h, p)| p.parse().ok().map(|p| node.answers_to(h, p)))
+                .unwrap_or(false)
+        });
+        let only_one = match mf.replicas.as_slice() {
+            [one] if figures.iter().filter(|(_, r)| follows(r, master_node)).count() == 1 => Some(one),
+            _ => None,
+        };
+        if let Some(lag) = by_address.or(only_one) {
+            c.node(node, "ReplicationLagBytes", Unit::Bytes, lag.bytes);
+            c.node(node, "ReplicationLagSeconds", Unit::Seconds, lag.seconds);
         }
     }
     c.cluster("Masters", Unit::Count, f64::from(masters));
@@ -418,13 +434,11 @@ fn postgres_cluster(c: &mut ClusterData<'_>, members: &Members<'_>) {
             .find(|(id, _)| *id == node.instance_id)
             .map(|(_, l)| *l);
         for (name, unit, value) in &f.node {
-            // The cluster's figure (the primary's position less the
-            // replica's) replaces the replica's own view when there is one.
-            if *name == "ReplicationLagBytes" && lag.is_some() {
-                continue;
-            }
             c.node(node, name, *unit, *value);
         }
+        // The primary's position less the replica's, read in this run; a
+        // replica's own received-less-replayed bytes are its
+        // `ReplayBacklogBytes`.
         if let Some(lag) = lag {
             c.node(node, "ReplicationLagBytes", Unit::Bytes, lag);
         }

@@ -1,13 +1,13 @@
 //! Metrics for CloudWatch (SPEC item 7, the publish-metrics issue): the
 //! datum model, the batching of datums into as few `PutMetricData` calls as
 //! CloudWatch's limits allow, and what each data store's own figures become
-//! ([`redis`], [`mongo`]). Pure; the CloudWatch adapter is
-//! `crate::cloudwatch`. The publish-metrics function that collects and
-//! sends them is not built yet.
+//! ([`redis`], [`mongo`], [`postgres`]), and publish-metrics' run over
+//! every node ([`collect`]). The CloudWatch adapter is `crate::cloudwatch`.
 //!
 //! CloudWatch's limits per `PutMetricData` call (2023 onwards): one
 //! namespace, at most 1,000 datums, at most 1 MB of request payload, and
-//! at most 30 dimensions per datum. Values must be finite: CloudWatch
+//! at most 30 dimensions per datum; names and dimension values are ASCII
+//! without control characters. Values must be finite: CloudWatch
 //! rejects NaN and infinities (and values beyond about 2^360), so such a
 //! value is never sent and is reported instead.
 
@@ -128,6 +128,21 @@ pub fn batches(data: Vec<Datum>) -> (Vec<Batch>, Vec<Rejected>) {
             .any(|(k, v)| k.is_empty() || v.is_empty() || k.len() > 255 || v.len() > 1024)
         {
             Some("a dimension's name must be 1 to 255 characters and its value 1 to 1024".to_owned())
+        } else if let Some((k, v)) = d
+            .dimensions
+            .iter()
+            .find(|(k, v)| !cloudwatch_text(k) || k.starts_with(':') || !cloudwatch_text(v))
+        {
+            // CloudWatch refuses the whole call for one such value, which
+            // would lose every other datum of the namespace with it.
+            Some(format!(
+                "dimension {k:?}={v:?}: CloudWatch takes only printable ASCII with at least one non-space character (and no name starting with ':')"
+            ))
+        } else if !cloudwatch_text(&d.name) {
+            Some(format!(
+                "metric name {:?}: CloudWatch takes only printable ASCII with at least one non-space character",
+                d.name
+            ))
         } else {
             None
         };
@@ -167,6 +182,12 @@ pub fn batches(data: Vec<Datum>) -> (Vec<Batch>, Vec<Rejected>) {
         }
     }
     (out, rejected)
+}
+
+/// What CloudWatch accepts as a metric name or dimension: ASCII, no
+/// control characters, not only spaces.
+fn cloudwatch_text(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..0x7f).contains(&b)) && s.bytes().any(|b| b != b' ')
 }
 
 /// Where metrics go.

@@ -8,7 +8,8 @@
 //!
 //! Pure: [`Readings`] are what the adapter (`crate::pg_node`) read, as the
 //! server answered; [`figures`] turns them into values, and
-//! [`replica_lags`] compares the nodes of one cluster read in the same run.
+//! [`replica_lags`] compares the nodes of one cluster read in the same run
+//! (a replica's `ReplicationLagBytes`, which only that comparison gives).
 //!
 //! The hit ratio is `hit / (hit + read)`, the share of block requests the
 //! shared buffers answered. (The book's `(hit - read) / hit` is not a
@@ -124,9 +125,12 @@ pub fn parse_lsn(text: &str) -> Result<u64, String> {
     Ok((u64::from(half(hi)?) << 32) | u64::from(half(lo)?))
 }
 
-/// The figures of one node. The replica's `ReplicationLagBytes` here is
-/// its own receive-minus-replay; [`replica_lags`] gives the lag against
-/// the primary when the cluster's primary was read in the same run.
+/// The figures of one node. A replica's `ReplayBacklogBytes` is its own
+/// received-minus-replayed WAL: what it holds and has not applied. It is
+/// not its lag behind the primary (WAL it never received is not in it; it
+/// reads about 0 when the primary is gone, or the stream is cut):
+/// `ReplicationLagBytes` is that lag, and comes only from
+/// [`replica_lags`], when the cluster's primary was read in the same run.
 pub fn figures(r: &Readings) -> Figures {
     let mut out = Figures {
         skipped: r.skipped.clone(),
@@ -164,9 +168,9 @@ pub fn figures(r: &Readings) -> Figures {
         let replay = lsn(&mut out, "pg_last_wal_replay_lsn", r.replay_lsn.as_deref());
         if let (Some(receive), Some(replay)) = (receive, replay) {
             // Replay can pass what this walreceiver received (WAL from the
-            // archive, or a restart): never a negative lag.
-            let lag = receive.saturating_sub(replay);
-            out.node.push(("ReplicationLagBytes", Unit::Bytes, lag as f64));
+            // archive, or a restart): never a negative backlog.
+            let backlog = receive.saturating_sub(replay);
+            out.node.push(("ReplayBacklogBytes", Unit::Bytes, backlog as f64));
         }
         if let Some(s) = r.replay_delay_seconds {
             // A clock step on either side can make it negative (and
@@ -264,11 +268,12 @@ fn lsn(out: &mut Figures, what: &str, text: Option<&str>) -> Option<u64> {
 /// bytes between the primary's current WAL position and the replica's
 /// replay position, when exactly one primary's readings are present
 /// (none: nothing to compare with; two: a split cluster, and neither is
-/// the reference). Otherwise empty, and each replica's own
-/// receive-minus-replay figure stands. A replica whose replay position
-/// cannot be read is left out. The primary was read at a slightly
-/// different moment than each replica, so a replica that caught up may
-/// appear ahead: that counts as 0.
+/// the reference). Otherwise empty: no replica has a lag figure then
+/// (its own `ReplayBacklogBytes` is no stand-in, see [`figures`]), and an
+/// alarm on the lag should treat missing data as breaching. A replica
+/// whose replay position cannot be read is left out. The primary was read
+/// at a slightly different moment than each replica, so a replica that
+/// caught up may appear ahead: that counts as 0.
 pub fn replica_lags<'a>(nodes: &[(&'a str, &Readings)]) -> Vec<(&'a str, f64)> {
     let primaries: Vec<&Readings> = nodes
         .iter()

@@ -102,3 +102,21 @@ fn values_cloudwatch_refuses_are_left_out_and_said() {
 fn nothing_to_send_is_no_call() {
     assert_eq!(batches(Vec::new()), (Vec::new(), Vec::new()));
 }
+
+#[test]
+fn a_dimension_cloudwatch_refuses_is_left_out_alone() {
+    // CloudWatch refuses a whole PutMetricData for one such datum.
+    let mut data: Vec<Datum> = (0..4)
+        .map(|i| datum("NineLives/Postgres", "TableBytes", f64::from(i)))
+        .collect();
+    data[0].dimensions.push(("database".into(), "café".into()));
+    data[1].dimensions.push(("database".into(), "   ".into()));
+    data[2].dimensions.push((":database".into(), "x".into()));
+    data[3].dimensions.push(("database".into(), "orders".into()));
+    let (batches, rejected) = batches(data);
+    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    assert!(rejected[0].reason.contains("ASCII"), "{:?}", rejected[0]);
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].data.len(), 1);
+    assert_eq!(batches[0].data[0].value, 3.0);
+}

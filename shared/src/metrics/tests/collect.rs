@@ -517,3 +517,62 @@ async fn a_dry_run_sends_nothing_and_says_what_it_would() {
     assert_eq!(out.rejected.len(), 1);
     assert!(sink.calls.lock().expect("not poisoned").is_empty());
 }
+
+#[tokio::test]
+async fn a_launching_standalone_master_is_no_head_while_the_real_one_is_dead() {
+    let c = "kate.example.com";
+    let nodes = vec![
+        (node("i-1", c, "10.0.0.1:6379"), Role::Redis),
+        (node("i-2", c, "10.0.0.2:6379"), Role::Redis),
+        (node("i-9", c, "10.0.0.9:6379"), Role::Redis),
+    ];
+    let fake = Fake {
+        info: HashMap::from([
+            // i-1 (the head) is dead; i-2 still names it; i-9 is new.
+            ("10.0.0.2:6379".into(), replica_info("10.0.0.1:6379", 4000, &[])),
+            ("10.0.0.9:6379".into(), master_info(0, &[])),
+        ]),
+        ..Fake::default()
+    };
+    let out = collect(&probes(&fake), &nodes, SETTINGS, at()).await;
+    assert_eq!(value(&out, "HeadUp", &["cluster=kate.example.com"]), Some(0.0));
+    assert_eq!(value(&out, "Masters", &["cluster=kate.example.com"]), Some(0.0));
+
+    // A chain of one with no replica is its own head.
+    let one = vec![(node("i-1", c, "10.0.0.1:6379"), Role::Redis)];
+    let fake = Fake {
+        info: HashMap::from([("10.0.0.1:6379".into(), master_info(10, &[]))]),
+        ..Fake::default()
+    };
+    let out = collect(&probes(&fake), &one, SETTINGS, at()).await;
+    assert_eq!(value(&out, "HeadUp", &["cluster=kate.example.com"]), Some(1.0));
+}
+
+#[tokio::test]
+async fn a_replica_connecting_from_another_address_gets_its_lag_when_it_is_the_only_one() {
+    let c = "kate.example.com";
+    let nodes = vec![
+        (node("i-1", c, "10.0.0.1:6379"), Role::Redis),
+        (node("i-2", c, "10.0.0.2:6379"), Role::Redis),
+    ];
+    // The head lists its replica by an address no node has (NAT).
+    let fake = Fake {
+        info: HashMap::from([
+            (
+                "10.0.0.1:6379".into(),
+                master_info(5000, &[("192.168.9.9:6379", 4200)]),
+            ),
+            ("10.0.0.2:6379".into(), replica_info("10.0.0.1:6379", 4200, &[])),
+        ]),
+        ..Fake::default()
+    };
+    let out = collect(&probes(&fake), &nodes, SETTINGS, at()).await;
+    assert_eq!(
+        value(
+            &out,
+            "ReplicationLagBytes",
+            &["cluster=kate.example.com", "node=i-2"]
+        ),
+        Some(800.0)
+    );
+}

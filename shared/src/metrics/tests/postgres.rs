@@ -80,6 +80,7 @@ fn a_primary_reports_connections_wal_and_its_largest_replica_lag() {
     assert_eq!(node(&f, "ConnectedReplicas"), Some(2.0));
     assert_eq!(node(&f, "StreamingReplicas"), Some(1.0));
     assert_eq!(node(&f, "MaxReplicaLagBytes"), Some(4096.0));
+    assert_eq!(node(&f, "ReplayBacklogBytes"), None, "a replica's figure");
     assert_eq!(node(&f, "ReplicationLagBytes"), None, "a replica's figure");
     assert_eq!(node(&f, "ReplayPaused"), None);
 }
@@ -94,24 +95,29 @@ fn a_primary_without_replicas_has_no_lag_figure() {
 }
 
 #[test]
-fn a_replica_reports_its_own_receive_minus_replay_and_replay_state() {
+fn a_replica_reports_its_own_replay_backlog_and_replay_state() {
     let f = figures(&replica("1/00000000"));
     assert!(f.skipped.is_empty(), "{:?}", f.skipped);
     assert_eq!(node(&f, "InRecovery"), Some(1.0));
-    assert_eq!(node(&f, "ReplicationLagBytes"), Some(256.0));
+    assert_eq!(node(&f, "ReplayBacklogBytes"), Some(256.0));
+    assert_eq!(
+        node(&f, "ReplicationLagBytes"),
+        None,
+        "the lag behind the primary comes from replica_lags only"
+    );
     assert_eq!(node(&f, "ReplayDelaySeconds"), Some(2.5));
     assert_eq!(node(&f, "ReplayPaused"), Some(1.0));
     assert_eq!(node(&f, "ConnectedReplicas"), None, "a primary's figure");
 
     // Replay ahead of what this walreceiver got (WAL from an archive).
     let f = figures(&replica("1/00000200"));
-    assert_eq!(node(&f, "ReplicationLagBytes"), Some(0.0));
+    assert_eq!(node(&f, "ReplayBacklogBytes"), Some(0.0));
 
-    // Not streaming: no receive position, no own lag figure.
+    // Not streaming: no receive position, no backlog figure.
     let mut r = replica("1/0");
     r.receive_lsn = None;
     let f = figures(&r);
-    assert_eq!(node(&f, "ReplicationLagBytes"), None);
+    assert_eq!(node(&f, "ReplayBacklogBytes"), None);
     assert!(f.skipped.is_empty(), "{:?}", f.skipped);
 }
 
@@ -124,7 +130,7 @@ fn values_that_are_not_numbers_are_skipped_with_why() {
     let f = figures(&r);
     assert_eq!(node(&f, "MaxConnections"), None);
     assert_eq!(node(&f, "ConnectionsUsedPercent"), None);
-    assert_eq!(node(&f, "ReplicationLagBytes"), None);
+    assert_eq!(node(&f, "ReplayBacklogBytes"), None);
     assert_eq!(node(&f, "ReplayDelaySeconds"), None);
     assert_eq!(node(&f, "Connections"), Some(3.0), "the rest is still there");
     let all = f.skipped.join("\n");
