@@ -562,3 +562,18 @@ pub async fn tagged_instance(sdk: &SdkConfig, role: &str, cluster: &str, endpoin
         .expect("CreateTags");
     id
 }
+
+/// Sends `signal` to `pid`, a child process the calling test started and
+/// has not reaped (a server of `redis.rs` or `postgres.rs`).
+pub fn signal_child(pid: u32, signal: libc::c_int) {
+    let pid = pid as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid, which stays ours (not
+    // reused) until we reap it with wait.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}

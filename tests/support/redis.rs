@@ -312,16 +312,7 @@ impl RedisServer {
     }
 
     fn signal(&self, signal: libc::c_int) {
-        let pid = self.pid() as libc::pid_t;
-        // SAFETY: kill(2) on our own child's pid, which stays ours (not
-        // reused) until we reap it with wait.
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(
-            rc,
-            0,
-            "kill({pid}, {signal}): {}",
-            std::io::Error::last_os_error()
-        );
+        crate::signal_child(self.pid(), signal);
     }
 }
 
