@@ -1,5 +1,8 @@
-"""Checks on infra/alarms.yaml that cfn-lint cannot make: the wiring between
-the alarms, the functions and what the functions read from an alarm.
+"""Checks on the alarms that cfn-lint cannot make: the wiring between the
+alarms, the functions and what the functions read from an alarm. They run on
+both infra/alarms.yaml (the standalone fragment, function ARNs as
+parameters) and infra/template.yaml (the same alarms wired to the stack's own
+functions and topic), and check that the template's copy is the fragment's.
 
     python3 -m unittest discover -s infra/tests      (needs PyYAML)
 
@@ -22,9 +25,8 @@ from pathlib import Path
 
 import yaml
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "alarms.yaml"
+INFRA = Path(__file__).resolve().parents[1]
 ALARM_PRINCIPAL = "lambda.alarms.cloudwatch.amazonaws.com"
-FUNCTION_PARAMETERS = {"RedisFailoverFunctionArn", "MongoEndpointFunctionArn"}
 # functions/redis-failover/src/lib.rs ALARM_GRACE_SECONDS
 ALARM_GRACE_SECONDS = 60
 
@@ -56,16 +58,21 @@ class Loader(yaml.SafeLoader):
 Loader.add_multi_constructor("!", _construct)
 
 
-def load():
-    with TEMPLATE.open() as f:
+def load(path):
+    with path.open() as f:
         return yaml.load(f, Loader=Loader)
 
 
 def refs(value):
-    """Every parameter or resource named by a !Ref anywhere in value."""
+    """Every parameter or resource named by a !Ref (or a !GetAtt, by its
+    resource) anywhere in value."""
     if isinstance(value, Tag):
         if value.name == "Ref":
             yield value.value
+        elif value.name == "GetAtt" and isinstance(value.value, str):
+            yield value.value.split(".", 1)[0]
+        elif value.name == "GetAtt":
+            yield value.value[0]
         else:
             yield from refs(value.value)
     elif isinstance(value, dict):
@@ -81,19 +88,35 @@ def sub(value):
     return value.value
 
 
-class AlarmWiring(unittest.TestCase):
+class AlarmWiringChecks:
+    """The checks; a subclass names the file and how it names the functions
+    and the notification topic."""
+
+    TEMPLATE: Path
+    # What AlarmActions name to invoke a function (parameters or resources).
+    FUNCTION_PARAMETERS: set
+    TOPIC: str
+    # Alarms of the file that are not the fragment's (no cluster, no function).
+    OTHER_ALARMS: set = set()
+
     @classmethod
     def setUpClass(cls):
-        cls.template = load()
+        cls.template = load(cls.TEMPLATE)
         cls.resources = cls.template["Resources"]
         cls.alarms = {
-            k: v for k, v in cls.resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"
+            k: v
+            for k, v in cls.resources.items()
+            if v["Type"] == "AWS::CloudWatch::Alarm" and k not in cls.OTHER_ALARMS
         }
+        functions = cls.FUNCTION_PARAMETERS
         cls.invoking = {
             k: v
             for k, v in cls.alarms.items()
-            if FUNCTION_PARAMETERS & set(refs(v["Properties"].get("AlarmActions")))
+            if functions & set(refs(v["Properties"].get("AlarmActions")))
         }
+
+    def function_refs(self, value):
+        return self.FUNCTION_PARAMETERS & set(refs(value))
 
     def test_two_alarms_invoke_functions(self):
         self.assertEqual(set(self.invoking), {"RedisHeadAlarm", "MongoUnhealthyAlarm"})
@@ -116,9 +139,9 @@ class AlarmWiring(unittest.TestCase):
     def test_ok_goes_to_humans_only(self):
         for name, alarm in self.alarms.items():
             ok = alarm["Properties"].get("OKActions", [])
-            self.assertFalse(FUNCTION_PARAMETERS & set(refs(ok)), name)
-            self.assertIn("NotifyTopicArn", set(refs(ok)), name)
-            self.assertIn("NotifyTopicArn", set(refs(alarm["Properties"]["AlarmActions"])), name)
+            self.assertFalse(self.function_refs(ok), name)
+            self.assertIn(self.TOPIC, set(refs(ok)), name)
+            self.assertIn(self.TOPIC, set(refs(alarm["Properties"]["AlarmActions"])), name)
 
     def test_each_invoking_alarm_has_its_own_permission_and_waits_for_it(self):
         for name, alarm in self.invoking.items():
@@ -135,7 +158,7 @@ class AlarmWiring(unittest.TestCase):
                 sub(props["SourceArn"]).endswith(":alarm:" + alarm_name),
                 f"{permission_name} must name the alarm {alarm_name}",
             )
-            invoked = FUNCTION_PARAMETERS & set(refs(alarm["Properties"]["AlarmActions"]))
+            invoked = self.function_refs(alarm["Properties"]["AlarmActions"])
             self.assertEqual(set(refs(props["FunctionName"])), invoked, name)
             self.assertEqual(permission.get("Condition"), alarm.get("Condition"), name)
 
@@ -159,7 +182,7 @@ class AlarmWiring(unittest.TestCase):
             self.assertIsNotNone(alarm, f"{name} matches {matched[0]}, which invokes nothing")
             self.assertEqual(
                 set(refs(target["Arn"])),
-                FUNCTION_PARAMETERS & set(refs(alarm["Properties"]["AlarmActions"])),
+                self.function_refs(alarm["Properties"]["AlarmActions"]),
             )
             permissions = [
                 p
@@ -194,6 +217,65 @@ class AlarmWiring(unittest.TestCase):
             self.assertTrue(pattern.fullmatch(""))
             for bad in ("Kate.example.com", "kate.example.com.", "kate", "a..b"):
                 self.assertIsNone(pattern.fullmatch(bad), bad)
+
+
+class AlarmWiring(AlarmWiringChecks, unittest.TestCase):
+    """infra/alarms.yaml: the fragment, deployable on its own."""
+
+    TEMPLATE = INFRA / "alarms.yaml"
+    FUNCTION_PARAMETERS = {"RedisFailoverFunctionArn", "MongoEndpointFunctionArn"}
+    TOPIC = "NotifyTopicArn"
+
+
+class TemplateAlarmWiring(AlarmWiringChecks, unittest.TestCase):
+    """infra/template.yaml: the same alarms, on the stack's functions."""
+
+    TEMPLATE = INFRA / "template.yaml"
+    FUNCTION_PARAMETERS = {"RedisFailoverFunction", "MongoEndpointFunction"}
+    TOPIC = "NotificationTopic"
+    OTHER_ALARMS = {"TaskDeadLetterAlarm"}
+
+    # How the fragment's names become the template's.
+    RENAMES = {
+        ("Ref", "NotifyTopicArn"): ("Ref", "NotificationTopic"),
+        ("Ref", "RedisFailoverFunctionArn"): ("GetAtt", "RedisFailoverFunction.Arn"),
+        ("Ref", "MongoEndpointFunctionArn"): ("GetAtt", "MongoEndpointFunction.Arn"),
+    }
+
+    @classmethod
+    def rename(cls, value):
+        if isinstance(value, Tag):
+            if isinstance(value.value, str) and (value.name, value.value) in cls.RENAMES:
+                return ("!",) + cls.RENAMES[(value.name, value.value)]
+            return ("!", value.name, cls.rename(value.value))
+        if isinstance(value, dict):
+            return {k: cls.rename(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [cls.rename(v) for v in value]
+        return value
+
+    def test_the_template_carries_the_fragments_alarms_unchanged(self):
+        # The same resources, properties and conditions; only the function
+        # ARNs and the topic come from the stack instead of parameters. The
+        # fragment's "HasRedis" also requires its function ARN parameter,
+        # which the template does not have: its conditions are compared by
+        # name only.
+        fragment = load(INFRA / "alarms.yaml")
+        for name, resource in fragment["Resources"].items():
+            self.assertIn(name, self.resources, f"{name} of alarms.yaml is missing from template.yaml")
+            ours = self.resources[name]
+            self.assertEqual(self.rename(ours), self.rename(resource), name)
+        for name in fragment.get("Outputs", {}):
+            self.assertIn(name, self.template["Outputs"], name)
+        for name, parameter in fragment["Parameters"].items():
+            if name in ("RedisFailoverFunctionArn", "MongoEndpointFunctionArn", "NotifyTopicArn"):
+                self.assertNotIn(name, self.template["Parameters"], name)
+            else:
+                ours = self.template["Parameters"][name]
+                for key in ("Type", "Default", "AllowedPattern", "AllowedValues", "MaxLength"):
+                    self.assertEqual(ours.get(key), parameter.get(key), f"{name}.{key}")
+        for name in fragment["Conditions"]:
+            self.assertIn(name, self.template["Conditions"], name)
 
 
 if __name__ == "__main__":
