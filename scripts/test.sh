@@ -108,10 +108,40 @@ scripts/local-aws.sh selftest
 say "MongoDB wire-protocol peer self-test"
 "$(scripts/local-aws.sh python)" local/mongo_peer_selftest.py
 
-# The alarm wiring of infra/alarms.yaml (what cfn-lint cannot check: the
-# alarms, their Lambda permissions and what the functions read from them).
+# The deployable template (infra/README.md): cfn-lint, checkov (its
+# accepted findings are listed in infra/README.md), the template and alarm
+# tests (infra/tests, two of them run the real SAM transform), and the IAM
+# policy evaluation (infra/tests/policy, @cloud-copilot/iam-simulate on
+# Node 18+). The tools live in a venv of their own, rebuilt when
+# infra/requirements.txt changes.
 say "infra checks"
-"$(scripts/local-aws.sh python)" -m unittest discover -s infra/tests
+infra_venv=.local-aws/infra-venv
+if ! cmp -s infra/requirements.txt "$infra_venv/requirements.txt" 2>/dev/null; then
+  say "installing cfn-lint and checkov (infra/requirements.txt)"
+  rm -rf "$infra_venv"
+  python3 -m venv "$infra_venv" || die "python3 -m venv $infra_venv failed (Debian: apt-get install python3-venv)"
+  "$infra_venv/bin/pip" install -q --disable-pip-version-check -r infra/requirements.txt >&2 ||
+    die "pip install -r infra/requirements.txt failed"
+  cp infra/requirements.txt "$infra_venv/requirements.txt"
+fi
+"$infra_venv/bin/cfn-lint" infra/template.yaml infra/alarms.yaml
+# --skip-download: checkov would otherwise try to reach Prisma Cloud.
+"$infra_venv/bin/checkov" -f infra/template.yaml --framework cloudformation --quiet --compact --skip-download
+"$infra_venv/bin/python" -m unittest discover -s infra/tests
+node_major=$(node --version 2>/dev/null | grep -Eo '^v[0-9]+' | tr -d v || true)
+if [[ -z "$node_major" ]] || (( node_major < 18 )) || ! command -v npm >/dev/null 2>&1; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing nodejs and npm with apt-get (the IAM policy tests need Node 18+)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2 || die "apt-get update failed"
+    apt-get install -y -q --no-install-recommends nodejs npm >&2 ||
+      die "apt-get install -y --no-install-recommends nodejs npm failed"
+  else
+    die "Node.js 18 or newer with npm not found: install it (Debian/Ubuntu: sudo apt-get install nodejs npm) and run this again"
+  fi
+fi
+# selftest.mjs weakens the template seven ways and checks each is caught.
+(cd infra/tests/policy && npm ci --no-audit --no-fund --loglevel=error >&2 && node run.mjs && node selftest.mjs)
 
 say "cargo test --workspace"
 log=$(mktemp)
@@ -122,6 +152,40 @@ set -e
 passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 rm -f "$log"
+
+# ---- Lambda build check (README "Build") -----------------------------------
+# One function built the way a deploy builds it: cargo-lambda, release
+# profile, cross-compiled for arm64 (the template's default) with zig.
+# scripts/lambda-build.sh installs cargo-lambda and zig (PyPI wheels, into
+# target/lambda-tools) and the aarch64 Rust target when missing; then the zip
+# must hold an aarch64 ELF named bootstrap. From an empty target directory
+# this costs about 11 minutes on 2 cores (dependencies in release mode for
+# aarch64, then the fat-LTO link), and up to 9 GB of memory; later runs reuse
+# target/aarch64-unknown-linux-gnu. NINELIVES_SKIP_LAMBDA_BUILD=1 skips it
+# (local runs only: CI runs it).
+if [[ "${NINELIVES_SKIP_LAMBDA_BUILD:-}" == 1 ]]; then
+  say "Lambda build check skipped (NINELIVES_SKIP_LAMBDA_BUILD=1)"
+else
+  say "Lambda build check: purge-snapshots for arm64 with cargo-lambda"
+  lambda_started=$(date +%s)
+  if scripts/lambda-build.sh --arm64 --only purge-snapshots &&
+    python3 - target/lambda/purge-snapshots/bootstrap.zip <<'PY'
+import struct, sys, zipfile
+path = sys.argv[1]
+with zipfile.ZipFile(path) as z:
+    head = z.open("bootstrap").read(20)
+if head[:4] != b"\x7fELF" or struct.unpack_from("<H", head, 18)[0] != 183:
+    sys.exit(f"{path}: bootstrap is not an aarch64 ELF executable")
+print(f"{path}: aarch64 ELF bootstrap")
+PY
+  then
+    say "Lambda build check passed in $(( $(date +%s) - lambda_started )) s"
+  else
+    say "Lambda build check FAILED"
+    (( status != 0 )) || status=1
+  fi
+fi
+# ---- end of the Lambda build check -----------------------------------------
 
 say "tests: $passed passed, $failed failed; $(( $(date +%s) - started )) s in all"
 exit "$status"
