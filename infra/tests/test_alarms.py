@@ -23,44 +23,12 @@ import re
 import unittest
 from pathlib import Path
 
-import yaml
+from cfn import Tag, load
 
 INFRA = Path(__file__).resolve().parents[1]
 ALARM_PRINCIPAL = "lambda.alarms.cloudwatch.amazonaws.com"
 # functions/redis-failover/src/lib.rs ALARM_GRACE_SECONDS
 ALARM_GRACE_SECONDS = 60
-
-
-class Tag:
-    """A CloudFormation short-form intrinsic (!Ref, !Sub, ...)."""
-
-    def __init__(self, name, value):
-        self.name, self.value = name, value
-
-    def __repr__(self):
-        return f"!{self.name} {self.value!r}"
-
-
-def _construct(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return Tag(suffix, value)
-
-
-class Loader(yaml.SafeLoader):
-    pass
-
-
-Loader.add_multi_constructor("!", _construct)
-
-
-def load(path):
-    with path.open() as f:
-        return yaml.load(f, Loader=Loader)
 
 
 def refs(value):

@@ -30,7 +30,8 @@ import re
 import unittest
 from pathlib import Path
 
-import yaml
+import cfn
+from cfn import Tag
 
 INFRA = Path(__file__).resolve().parents[1]
 ROOT = INFRA.parent
@@ -42,42 +43,8 @@ VPC_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAcc
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
 
 
-class Tag:
-    """A CloudFormation short-form intrinsic (!Ref, !Sub, !GetAtt, ...)."""
-
-    def __init__(self, name, value):
-        self.name, self.value = name, value
-
-    def __eq__(self, other):
-        return isinstance(other, Tag) and (self.name, self.value) == (other.name, other.value)
-
-    def __hash__(self):
-        return hash((self.name, repr(self.value)))
-
-    def __repr__(self):
-        return f"!{self.name} {self.value!r}"
-
-
-def _construct(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return Tag(suffix, value)
-
-
-class Loader(yaml.SafeLoader):
-    """PyYAML's safe loader plus every CloudFormation short tag."""
-
-
-Loader.add_multi_constructor("!", _construct)
-
-
 def load(path=TEMPLATE):
-    with path.open() as f:
-        return yaml.load(f, Loader=Loader)
+    return cfn.load(path)
 
 
 def as_list(value):

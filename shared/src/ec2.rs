@@ -82,6 +82,25 @@ fn to_chrono(time: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>>
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
+/// The node an instance is, from `tags` (its own, or its own completed by
+/// the caller) and its addresses: `chain::model::node_from`, for every
+/// inventory and lookup on EC2.
+fn node_of(
+    instance: &aws_sdk_ec2::types::Instance,
+    id: &str,
+    tags: &Tags,
+    default_port: u16,
+) -> Result<crate::chain::model::Node, crate::chain::model::InvalidNode> {
+    crate::chain::model::node_from(
+        id,
+        tags,
+        instance.private_dns_name(),
+        instance.private_ip_address(),
+        to_chrono(instance.launch_time()),
+        default_port,
+    )
+}
+
 fn snapshot_from_sdk(s: &aws_sdk_ec2::types::Snapshot) -> Option<Snapshot> {
     use aws_sdk_ec2::types::SnapshotState as S;
     Some(Snapshot {

@@ -577,3 +577,25 @@ pub fn signal_child(pid: u32, signal: libc::c_int) {
         std::io::Error::last_os_error()
     );
 }
+
+/// Makes `command`'s process die (SIGKILL) with the thread that spawns it
+/// (`PR_SET_PDEATHSIG`), and refuse to start if the test process is
+/// already gone: a server of `redis.rs` or `postgres.rs` never outlives its
+/// test.
+pub fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe system calls and
+    // touch no memory of the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the test process is gone"));
+            }
+            Ok(())
+        });
+    }
+}

@@ -373,21 +373,9 @@ impl PgServer {
             .stdout(log)
             .stderr(stderr);
         as_server_user(&mut command);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: prctl and getppid are async-signal-safe system calls and
-        // touch no memory of the parent. They run after the uid change
-        // (which would clear the setting), so it holds for the server.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::other("the test process is gone"));
-                }
-                Ok(())
-            });
-        }
+        // std runs pre_exec hooks after the uid change (which would clear
+        // the death signal), so it holds for the server.
+        crate::die_with_parent(&mut command);
         let child = command.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot run {} (scripts/test.sh installs it): {e}",

@@ -24,7 +24,6 @@
 
 use std::fs;
 use std::io::Read as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -214,7 +213,6 @@ impl RedisServer {
         fs::write(&config, self.config()).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
 
         let binary = redis_server();
-        let parent = std::process::id() as libc::pid_t;
         let mut command = Command::new(&binary);
         command
             .arg(&config)
@@ -222,21 +220,10 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: prctl and getppid are async-signal-safe system calls and
-        // touch no memory of the parent. Killed with the thread that started
-        // it, the server cannot outlive a test process that is itself killed
-        // (Ctrl-C, a CI timeout) and keep the port for the next run.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
-                    return Err(std::io::Error::other("the test process is gone"));
-                }
-                Ok(())
-            });
-        }
+        // Killed with the thread that started it, the server cannot outlive
+        // a test process that is itself killed (Ctrl-C, a CI timeout) and
+        // keep the port for the next run.
+        crate::die_with_parent(&mut command);
         let child = command.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot run {} (scripts/test.sh installs it): {e}",

@@ -5,11 +5,11 @@
 //! address on the role's default port.
 
 use crate::backup::pg_hooks::NodeLocator;
-use crate::chain::model::{Node, node_from};
+use crate::chain::model::Node;
 use crate::error::Error;
 use crate::tags;
 
-use super::{Ec2, filter, from_sdk_tags};
+use super::{Ec2, filter, from_sdk_tags, node_of};
 
 impl NodeLocator for Ec2 {
     async fn locate(&self, instance_id: &str, cluster: &str, default_port: u16) -> Result<Node, Error> {
@@ -34,17 +34,7 @@ impl NodeLocator for Ec2 {
         instance_tags
             .entry(tags::CLUSTER.to_owned())
             .or_insert_with(|| cluster.to_owned());
-        let launched = instance
-            .launch_time()
-            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
-        node_from(
-            instance_id,
-            &instance_tags,
-            instance.private_dns_name(),
-            instance.private_ip_address(),
-            launched,
-            default_port,
-        )
-        .map_err(|bad| Error::resource(instance_id, bad.reason))
+        node_of(instance, instance_id, &instance_tags, default_port)
+            .map_err(|bad| Error::resource(instance_id, bad.reason))
     }
 }

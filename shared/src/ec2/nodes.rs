@@ -5,7 +5,7 @@
 //! normalising (case, trailing dot), so it is filtered here rather than by
 //! an exact-match EC2 tag filter.
 
-use crate::chain::model::{InvalidNode, Node, node_from};
+use crate::chain::model::{InvalidNode, Node};
 use crate::chain::ports::Inventory;
 use crate::error::Error;
 use crate::metrics::collect::{MetricInventory, Role, Tagged};
@@ -13,7 +13,7 @@ use crate::mongo::ports::{Member, MemberInventory};
 use crate::mongo::replset::Kind;
 use crate::tags;
 
-use super::{Ec2, filter, from_sdk_tags};
+use super::{Ec2, filter, from_sdk_tags, node_of};
 
 /// Instances per DescribeInstances page (the most EC2 returns).
 const INSTANCE_PAGE: i32 = 1000;
@@ -95,9 +95,6 @@ impl Ec2 {
                 .map_err(|e| Error::aws("ec2:DescribeInstances", e))?;
             for i in out.reservations().iter().flat_map(|r| r.instances()) {
                 let Some(id) = i.instance_id() else { continue };
-                let launched = i
-                    .launch_time()
-                    .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
                 let tags = from_sdk_tags(i.tags());
                 let role = tags.get(tags::ROLE).cloned().unwrap_or_default();
                 // The tag filter matches exactly, so this only skips what
@@ -105,14 +102,7 @@ impl Ec2 {
                 let Some(default_port) = roles.iter().find(|(r, _)| *r == role).map(|(_, port)| *port) else {
                     continue;
                 };
-                let node = node_from(
-                    id,
-                    &tags,
-                    i.private_dns_name(),
-                    i.private_ip_address(),
-                    launched,
-                    default_port,
-                );
+                let node = node_of(i, id, &tags, default_port);
                 let wanted = match (&node, cluster) {
                     (_, None) => true,
                     (Ok(n), Some(c)) => n.cluster == c,

@@ -17,6 +17,27 @@ fn replay(args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.output().expect("replay runs")
 }
 
+/// The JSON result of a run that must have succeeded (exit 0).
+fn success(out: &Output) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// A file holding `contents`, in a folder of this test process; removed
+/// with the folder by the caller.
+fn event_file(folder: &str, name: &str, contents: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("replay-cli-{folder}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(&file, contents).unwrap();
+    (dir, file)
+}
+
 fn stderr_line(out: &Output) -> String {
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(text.lines().count(), 1, "exactly one line on stderr: {text:?}");
@@ -119,10 +140,7 @@ fn configuration_errors_name_the_variable() {
 
 #[test]
 fn a_bad_event_is_a_handler_error() {
-    let dir = std::env::temp_dir().join(format!("replay-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("bad-tier.json");
-    std::fs::write(&file, r#"{"tier": "fortnightly"}"#).unwrap();
+    let (dir, file) = event_file("tier", "bad-tier.json", r#"{"tier": "fortnightly"}"#);
     let out = replay(
         &["snapshot-volumes", file.to_str().unwrap()],
         &[("AWS_REGION", "us-east-1")],
@@ -138,10 +156,7 @@ fn a_bad_event_is_a_handler_error() {
 
 #[test]
 fn publish_metrics_takes_nothing_but_a_dry_run_switch() {
-    let dir = std::env::temp_dir().join(format!("replay-cli-pm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("clusters.json");
-    std::fs::write(&file, r#"{"clusters": ["kate.example.com"]}"#).unwrap();
+    let (dir, file) = event_file("pm", "clusters.json", r#"{"clusters": ["kate.example.com"]}"#);
     let out = replay(
         &["publish-metrics", file.to_str().unwrap()],
         &[("AWS_REGION", "us-east-1")],
@@ -170,14 +185,8 @@ fn a_dry_run_prints_the_json_result() {
         ],
         &[("AWS_REGION", "ca-central-1")],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let result = success(&out);
     assert!(out.stderr.is_empty(), "logging is off by default");
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(result["function"], "snapshot-volumes");
     assert_eq!(result["tier"], "weekly");
     assert_eq!(result["dry_run"], true);
@@ -213,13 +222,7 @@ fn lifecycle_hook_ignores_test_notifications_and_dry_runs_an_action() {
         ],
         &[("AWS_REGION", "us-east-1")],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let result = success(&out);
     assert_eq!(result, serde_json::json!({"batchItemFailures": []}));
 
     // The fixture's instance does not exist here; an old event for it is
@@ -230,22 +233,13 @@ fn lifecycle_hook_ignores_test_notifications_and_dry_runs_an_action() {
     )
     .unwrap();
     event["time"] = serde_json::json!("2026-01-01T00:00:00Z");
-    let dir = std::env::temp_dir().join(format!("replay-cli-lh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("old-launch.json");
-    std::fs::write(&file, event.to_string()).unwrap();
+    let (dir, file) = event_file("lh", "old-launch.json", &event.to_string());
     let out = replay(
         &["lifecycle-hook", file.to_str().unwrap()],
         &[("AWS_REGION", "ca-central-1"), ("DRY_RUN", "true")],
     );
     std::fs::remove_dir_all(&dir).ok();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let result = success(&out);
     assert_eq!(result["status"], "dry-run");
     assert_eq!(result["result"], "ABANDON");
     assert_eq!(result["error_type"], "NonRetryable.InvalidResource");
@@ -269,13 +263,7 @@ fn publish_metrics_dry_run_prints_its_summary() {
         ],
         &[("AWS_REGION", "ca-central-1")],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let result = success(&out);
     assert_eq!(result["function"], "publish-metrics");
     assert_eq!(result["dry_run"], true);
     assert_eq!(result["calls"], 0, "{result}");
