@@ -142,7 +142,24 @@ GET /_ninelives/info answers {"launcher": "ninelives-local-aws", "pid", "moto",
 "extensions"}; scripts/local-aws.sh uses it to tell our server from anything
 else listening on the port.
 
+Counted calls and added latency (--bench, for the benchmarks)
+-------------------------------------------------------------
+With --bench every AWS request is counted by "service:Action" before
+moto sees it: the service from the SigV4 credential scope of the
+Authorization header ("-" when unsigned), the action from X-Amz-Target (JSON
+protocols), the form body's Action (Query protocols: EC2, Auto Scaling, SNS,
+CloudWatch) or, for Route 53's REST API, the method and path mapped to the
+operation name. GET /_ninelives/calls answers {"counts": {"ec2:DeleteSnapshot":
+n, ...}, "total": n}, and with ?times=1 also "times": {key: [seconds since the
+counter was last reset, ...]}; DELETE /_ninelives/calls resets the counter.
+PUT /_ninelives/latency?ms=N makes every AWS request wait N milliseconds
+(0 to 10000) before moto handles it, without holding Python's lock, so
+concurrent requests wait side by side as they would on the way to a real
+regional endpoint; ms=0 (the default) turns it off. Without the flag nothing
+is read, counted or delayed and both routes are 404.
+
 Usage: moto_launcher.py [--host 127.0.0.1] [--port 5000] [--without-tag-index]
+                        [--bench]
 (--without-tag-index leaves extension b out; it exists only to measure it).
 """
 
@@ -155,11 +172,14 @@ import datetime
 import functools
 import importlib
 import importlib.metadata
+import io
 import json
 import os
+import re
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -168,6 +188,8 @@ LAUNCHER_NAME = "ninelives-local-aws"
 ROUTE_PREFIX = "/_ninelives/"
 LIFECYCLE_ROUTE = "/_ninelives/lifecycle-actions"
 INFO_ROUTE = "/_ninelives/info"
+CALLS_ROUTE = "/_ninelives/calls"
+LATENCY_ROUTE = "/_ninelives/latency"
 
 # Every moto attribute a patch below reads or replaces, as "module:attr.path".
 PATCH_TARGETS = [
@@ -976,17 +998,93 @@ def atomic_change_batches() -> None:
     Route53Backend.change_resource_record_sets = change_resource_record_sets
 
 
+# Route 53's REST operations by method and the path after /2013-04-01/, with
+# ids replaced by "*": the ones ninelives and its tests call.
+ROUTE53_OPERATIONS = {
+    ("GET", "hostedzone/*/rrset"): "ListResourceRecordSets",
+    ("POST", "hostedzone/*/rrset"): "ChangeResourceRecordSets",
+    ("POST", "hostedzone/*/rrset/"): "ChangeResourceRecordSets",
+    ("GET", "change/*"): "GetChange",
+    ("GET", "hostedzone/*"): "GetHostedZone",
+    ("GET", "hostedzone"): "ListHostedZones",
+    ("POST", "hostedzone"): "CreateHostedZone",
+}
+CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+
+
+class CallCounter:
+    """Counts AWS requests by "service:Action", and delays them (--bench)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.times: dict[str, list[float]] = {}
+        self.latency = 0.0
+
+    @staticmethod
+    def operation(environ: dict[str, Any]) -> str:
+        match = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        service = match.group(1) if match else "-"
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            return f"{service}:{target.rsplit('.', 1)[-1]}"
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/2013-04-01/"):
+            parts = path[len("/2013-04-01/") :].split("/")
+            shape = "/".join("*" if i % 2 else part for i, part in enumerate(parts))
+            return f"{service}:{ROUTE53_OPERATIONS.get((method, shape), f'{method} {shape}')}"
+        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+        if not action and method == "POST" and "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+            # The body is read here and handed on to moto unchanged.
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length > 0 else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+        return f"{service}:{action[-1] if action else f'{method} {path}'}"
+
+    def count(self, environ: dict[str, Any]) -> None:
+        key = self.operation(environ)
+        now = time.monotonic()
+        with self.lock:
+            self.times.setdefault(key, []).append(now - self.started)
+
+    def report(self, with_times: bool) -> dict[str, Any]:
+        with self.lock:
+            counts = {key: len(times) for key, times in sorted(self.times.items())}
+            report: dict[str, Any] = {"counts": counts, "total": sum(counts.values())}
+            if with_times:
+                report["times"] = {key: list(times) for key, times in self.times.items()}
+        return report
+
+    def reset(self) -> None:
+        with self.lock:
+            self.times = {}
+            self.started = time.monotonic()
+
+
 class NinelivesRoutes:
     """WSGI wrapper: serves /_ninelives/* itself, everything else goes to moto."""
 
-    def __init__(self, moto_app: Any, action_log: LifecycleActionLog, info: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        moto_app: Any,
+        action_log: LifecycleActionLog,
+        info: dict[str, Any],
+        counter: CallCounter | None = None,
+    ) -> None:
         self.moto_app = moto_app
         self.action_log = action_log
         self.info = info
+        self.counter = counter
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(ROUTE_PREFIX):
+            if self.counter is not None and not path.startswith("/moto-api"):
+                self.counter.count(environ)
+                if self.counter.latency:
+                    time.sleep(self.counter.latency)
             return self.moto_app(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET")
         query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
@@ -996,7 +1094,23 @@ class NinelivesRoutes:
             return self._json(start_response, "200 OK", self.action_log.select(query))
         if path == LIFECYCLE_ROUTE and method == "DELETE":
             return self._json(start_response, "200 OK", {"deleted": self.action_log.delete(query)})
-        if path in (INFO_ROUTE, LIFECYCLE_ROUTE):
+        if path == CALLS_ROUTE and self.counter is not None:
+            if method == "GET":
+                return self._json(start_response, "200 OK", self.counter.report(query.get("times") == "1"))
+            if method == "DELETE":
+                self.counter.reset()
+                return self._json(start_response, "200 OK", {"reset": True})
+        if path == LATENCY_ROUTE and self.counter is not None and method == "PUT":
+            try:
+                latency_ms = float(query.get("ms", ""))
+            except ValueError:
+                latency_ms = -1.0
+            if not 0 <= latency_ms <= 10_000:
+                return self._json(start_response, "400 Bad Request", {"error": "ms must be a number from 0 to 10000"})
+            self.counter.latency = latency_ms / 1000
+            return self._json(start_response, "200 OK", {"latency_ms": latency_ms})
+        bench_routes = (CALLS_ROUTE, LATENCY_ROUTE) if self.counter is not None else ()
+        if path in (INFO_ROUTE, LIFECYCLE_ROUTE, *bench_routes):
             return self._json(start_response, "405 Method Not Allowed", {"error": "method not allowed"})
         return self._json(start_response, "404 Not Found", {"error": f"no route {path}"})
 
@@ -1031,6 +1145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_AWS_PORT", "5000")))
     parser.add_argument("--without-tag-index", action="store_true", help="leave extension b out (for measuring it)")
+    parser.add_argument("--bench", action="store_true", help="count AWS requests by operation, allow added latency")
     args = parser.parse_args(argv)
 
     no_default_amis()  # before moto is imported
@@ -1075,8 +1190,10 @@ def main(argv: list[str] | None = None) -> None:
         "moto": moto_version,
         "extensions": extensions,
         "lifecycle_log": action_log.path,
+        "bench": args.bench,
     }
-    app = NinelivesRoutes(DomainDispatcherApplication(create_backend_app), action_log, info)
+    counter = CallCounter() if args.bench else None
+    app = NinelivesRoutes(DomainDispatcherApplication(create_backend_app), action_log, info, counter)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
     def stop(signum: int, _frame: Any) -> None:
