@@ -280,18 +280,17 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
     }
     let query = period_query(run.tier, &summary.period);
 
-    let volumes = deadline
-        .within("ec2:DescribeVolumes", api.tagged_volumes())
-        .await?;
+    // The two listings do not depend on each other: one round trip, not two.
+    let (volumes, existing) = futures::join!(
+        deadline.within("ec2:DescribeVolumes", api.tagged_volumes()),
+        deadline.within("ec2:DescribeSnapshots", api.managed_snapshots(&query)),
+    );
+    let (volumes, existing) = (volumes?, existing?);
     let selection = select(&volumes);
     for skip in &selection.skipped {
         tracing::warn!(volume_id = %skip.volume_id, kind = ?skip.kind, reason = %skip.reason, "volume skipped");
     }
     summary.skipped = selection.skipped;
-
-    let existing = deadline
-        .within("ec2:DescribeSnapshots", api.managed_snapshots(&query))
-        .await?;
 
     let groups = selection.groups;
     // Volumes in backup mode count only a snapshot that proves it.
