@@ -1003,7 +1003,6 @@ def atomic_change_batches() -> None:
 ROUTE53_OPERATIONS = {
     ("GET", "hostedzone/*/rrset"): "ListResourceRecordSets",
     ("POST", "hostedzone/*/rrset"): "ChangeResourceRecordSets",
-    ("POST", "hostedzone/*/rrset/"): "ChangeResourceRecordSets",
     ("GET", "change/*"): "GetChange",
     ("GET", "hostedzone/*"): "GetHostedZone",
     ("GET", "hostedzone"): "ListHostedZones",
@@ -1031,15 +1030,23 @@ class CallCounter:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
         if path.startswith("/2013-04-01/"):
-            parts = path[len("/2013-04-01/") :].split("/")
+            parts = path[len("/2013-04-01/") :].strip("/").split("/")
             shape = "/".join("*" if i % 2 else part for i, part in enumerate(parts))
             return f"{service}:{ROUTE53_OPERATIONS.get((method, shape), f'{method} {shape}')}"
         action = parse_qs(environ.get("QUERY_STRING", "")).get("Action")
         if not action and method == "POST" and "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
-            # The body is read here and handed on to moto unchanged.
+            # The body is read here and handed on to moto unchanged (a
+            # chunked body, without a length, is read to its end).
             length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length > 0 else b""
-            environ["wsgi.input"] = io.BytesIO(body)
+            if length > 0:
+                body = environ["wsgi.input"].read(length)
+            elif environ.get("wsgi.input_terminated"):
+                body = environ["wsgi.input"].read()
+            else:
+                body = b""
+            if body:
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
             action = parse_qs(body.decode("utf-8", "replace")).get("Action")
         return f"{service}:{action[-1] if action else f'{method} {path}'}"
 
