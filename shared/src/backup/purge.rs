@@ -270,15 +270,15 @@ pub async fn purge<A: BackupApi>(
     run: &PurgeRun,
     deadline: &Deadline,
 ) -> Result<PurgeSummary, Error> {
-    // Independent listings, side by side. An AMI registered after its
-    // listing is still safe: EC2 refuses to delete a snapshot in use
-    // (`InvalidSnapshot.InUse`), which counts as in use here too.
+    // Independent listings, side by side; the first to fail ends the run.
+    // An AMI registered after its listing is still safe: EC2 refuses to
+    // delete a snapshot in use (`InvalidSnapshot.InUse`), which counts as
+    // in use here too.
     let everything = SnapshotQuery::default();
-    let (snapshots, images) = futures::join!(
+    let (snapshots, images) = futures::try_join!(
         deadline.within("ec2:DescribeSnapshots", api.managed_snapshots(&everything)),
         deadline.within("ec2:DescribeImages", api.image_snapshot_ids()),
-    );
-    let (snapshots, images) = (snapshots?, images?);
+    )?;
     let plan = plan_purge(&snapshots, &images, run.now);
     drop(snapshots);
 

@@ -280,12 +280,12 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
     }
     let query = period_query(run.tier, &summary.period);
 
-    // The two listings do not depend on each other: one round trip, not two.
-    let (volumes, existing) = futures::join!(
+    // The two listings do not depend on each other: one round trip, not
+    // two. The first to fail ends the run (and drops the other call).
+    let (volumes, existing) = futures::try_join!(
         deadline.within("ec2:DescribeVolumes", api.tagged_volumes()),
         deadline.within("ec2:DescribeSnapshots", api.managed_snapshots(&query)),
-    );
-    let (volumes, existing) = (volumes?, existing?);
+    )?;
     let selection = select(&volumes);
     for skip in &selection.skipped {
         tracing::warn!(volume_id = %skip.volume_id, kind = ?skip.kind, reason = %skip.reason, "volume skipped");
