@@ -153,6 +153,23 @@ passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s += $
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 rm -f "$log"
 
+# The benchmark harness (bench/README.md) on debug builds and tiny counts:
+# it must run end to end and both contestants of each scale run must leave
+# exactly the expected snapshots (--strict). No figure is judged here; the
+# figures come from `bash bench/run.sh`.
+say "benchmark harness check (debug builds, tiny counts, results compared)"
+bench_out=$(mktemp -d)
+if cargo build -q --locked -p purge-snapshots -p snapshot-volumes -p ninelives-bench-floor &&
+  "$(scripts/local-aws.sh python)" bench/bench.py --target target/debug --functions purge-snapshots,snapshot-volumes \
+    --only cold,purge,paced,snapshot --runs 2 --scale-runs 1 --expired 60 --kept 12 --paced 6 \
+    --instances 4 --per-instance 3 --latencies 0,2 --out "$bench_out" --strict >/dev/null; then
+  say "benchmark harness check passed"
+else
+  say "benchmark harness check FAILED"
+  (( status != 0 )) || status=1
+fi
+rm -rf "$bench_out"
+
 # ---- Lambda build check (README "Build") -----------------------------------
 # One function built the way a deploy builds it: cargo-lambda, release
 # profile, cross-compiled for arm64 (the template's default) with zig.
