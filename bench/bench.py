@@ -381,6 +381,27 @@ def cold_start(args: argparse.Namespace, run: Runner, zone_id: str) -> dict[str,
     return results
 
 
+def measured(
+    run: Runner, name: str, argv: list[str], event: bytes, env: dict[str, str], latency_ms: float
+) -> tuple[runtime_api.Outcome, dict[str, Any]]:
+    """One contestant's scale run: the call counter reset just before, the
+    added latency on only while it runs. Returns the outcome and the
+    sample's common fields."""
+    run.aws.reset_calls()
+    run.aws.set_latency(latency_ms)
+    try:
+        outcome = run.invoke(name, argv, event, env)
+    finally:
+        run.aws.set_latency(0)
+    sample = {
+        "elapsed": outcome.elapsed,
+        "kind": outcome.kind,
+        "peak_rss_kib": outcome.peak_rss_kib,
+        "calls": run.aws.calls()["counts"],
+    }
+    return outcome, sample
+
+
 def purge_at_scale(args: argparse.Namespace, run: Runner, latency_ms: float) -> dict[str, Any]:
     env = function_env(run.aws, "")
     env.update({"PURGE_DELETES_PER_SECOND": "0", "PURGE_CONCURRENCY": str(args.purge_concurrency)})
@@ -399,22 +420,10 @@ def purge_at_scale(args: argparse.Namespace, run: Runner, latency_ms: float) -> 
             kept = seed_purge(run.aws, args.expired, args.kept, groups=min(100, args.kept))
             seeded = time.monotonic() - started
             before = managed_snapshots(run.aws)
-            run.aws.reset_calls()
-            run.aws.set_latency(latency_ms)
-            outcome = run.invoke(f"purge-{name}", argv, event, env)
-            run.aws.set_latency(0)
-            calls = run.aws.calls()["counts"]
+            outcome, sample = measured(run, f"purge-{name}", argv, event, env, latency_ms)
             after = managed_snapshots(run.aws)
             same = after == kept and len(before) == args.expired + args.kept
-            sample = {
-                "elapsed": outcome.elapsed,
-                "kind": outcome.kind,
-                "peak_rss_kib": outcome.peak_rss_kib,
-                "calls": calls,
-                "deleted": len(before) - len(after),
-                "left_exactly_the_kept": same,
-                "seed_seconds": seeded,
-            }
+            sample.update({"deleted": len(before) - len(after), "left_exactly_the_kept": same, "seed_seconds": seeded})
             runs[name].append(sample)
             say(
                 f"purge {name} +{latency_ms:g} ms round {round_ + 1}: {ms(outcome.elapsed)} ({outcome.kind}), deleted "
@@ -452,31 +461,20 @@ def paced_purge(args: argparse.Namespace, run: Runner) -> dict[str, Any]:
 def snapshot_at_scale(args: argparse.Namespace, run: Runner, latency_ms: float) -> dict[str, Any]:
     env = function_env(run.aws, "")
     contestants = {
-        "ninelives": (run.ours("snapshot-volumes"), None),
-        "baseline": (run.baseline("backup.snapshot"), None),
+        "ninelives": run.ours("snapshot-volumes"),
+        "baseline": run.baseline("backup.snapshot"),
     }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contestants}
     for round_ in range(args.scale_runs):
-        for name, (argv, _) in sorted(contestants.items(), reverse=bool(round_ % 2)):
+        for name, argv in sorted(contestants.items(), reverse=bool(round_ % 2)):
             run.aws.reset()
             volumes = seed_snapshot(run.aws, args.instances, args.per_instance, clusters=20)
             when = datetime.datetime.now(datetime.timezone.utc).strftime(TIME_FORMAT)
             event = json.dumps({"tier": "daily", "time": when}).encode()
-            run.aws.reset_calls()
-            run.aws.set_latency(latency_ms)
-            outcome = run.invoke(f"snapshot-{name}", argv, event, env)
-            run.aws.set_latency(0)
-            calls = run.aws.calls()["counts"]
+            outcome, sample = measured(run, f"snapshot-{name}", argv, event, env, latency_ms)
             counts = snapshots_by_volume(run.aws)
             right = set(counts) == volumes and all(n == 1 for n in counts.values())
-            sample = {
-                "elapsed": outcome.elapsed,
-                "kind": outcome.kind,
-                "peak_rss_kib": outcome.peak_rss_kib,
-                "calls": calls,
-                "snapshots": sum(counts.values()),
-                "one_per_volume": right,
-            }
+            sample.update({"snapshots": sum(counts.values()), "one_per_volume": right})
             runs[name].append(sample)
             say(
                 f"snapshot {name} +{latency_ms:g} ms round {round_ + 1}: {ms(outcome.elapsed)} ({outcome.kind}), "
