@@ -722,7 +722,7 @@ def main() -> None:
     parser.add_argument("--per-instance", type=int, default=5)
     parser.add_argument("--purge-concurrency", type=int, default=16)
     parser.add_argument(
-        "--latencies", default="0,10",
+        "--latencies", default="0,10,25",
         help="run the scale benchmarks with each of these many ms added to every AWS call",
     )
     parser.add_argument("--failover-runs", type=int, default=7, help="0 skips the failover benchmark")

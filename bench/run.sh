@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ninelives benchmarks in one command (bench/README.md):
 #
-#   bash bench/run.sh            full run (~45 min on 2 cores with a warm target/)
+#   bash bench/run.sh            full run (~75 min on 2 cores with a warm target/)
 #   bash bench/run.sh --quick    small counts, a few minutes: checks the harness
 #   bash bench/run.sh --arm64    also build every function for arm64 with
 #                                cargo-lambda (scripts/lambda-build.sh) for the
