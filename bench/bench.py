@@ -778,8 +778,11 @@ def main() -> None:
     earlier = os.path.join(args.out, "results.json")
     if args.merge and os.path.exists(earlier):
         with open(earlier) as f:
-            # Every section carries its own counts; the header is this run's.
-            results = {**json.load(f), **results}
+            # Every section carries its own counts; the header is this
+            # run's, with the commands that measured the kept sections.
+            earlier_results = json.load(f)
+            results = {**earlier_results, **results}
+            results["command"] = f"{earlier_results.get('command', '?')}`, then `{args.command}"
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     table = report(results)
