@@ -20,50 +20,27 @@ Usage: "$(scripts/local-aws.sh python)" local/bench_tags.py [--snapshots N] [--o
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from typing import Any
 
 import boto3
 import botocore.config
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import throwaway
+
 REGION = "ap-southeast-2"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_launcher(extra: list[str], logfile: Any) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = dict(os.environ, NINELIVES_EMULATOR_LOG="")
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "moto_launcher.py"), "--port", str(port), *extra],
-        stdout=logfile, stderr=logfile, stdin=subprocess.DEVNULL, env=env,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(endpoint + "/_ninelives/info", timeout=1) as answer:
-                info = json.load(answer)
-            if ("index_tag_lookup" in info["extensions"]) != ("--without-tag-index" not in extra):
-                raise SystemExit(f"unexpected extensions {info['extensions']}")
-            return proc, endpoint
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit(f"launcher {extra} did not answer on {endpoint}")
+    proc, endpoint, info = throwaway.start(extra, logfile, timeout=30)
+    if ("index_tag_lookup" in info["extensions"]) != ("--without-tag-index" not in extra):
+        proc.kill()
+        raise SystemExit(f"unexpected extensions {info['extensions']}")
+    return proc, endpoint
 
 
 def timed(label: str, call: Any) -> tuple[float, Any]:
