@@ -17,7 +17,6 @@ import datetime
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,9 +32,10 @@ import botocore.config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.join(ROOT, "local")]
 
 import runtime_api  # noqa: E402 - after the path tweak
+import throwaway  # noqa: E402 - after the path tweak
 
 REGION = "eu-west-1"
 FUNCTIONS = [
@@ -84,32 +84,11 @@ def mib(kib: float | None) -> str:
 
 
 class LocalAws:
-    """A launcher of our own on a free port, counting calls."""
+    """A throw-away launcher of our own (local/throwaway.py), counting calls."""
 
-    def __init__(self, python: str, log_path: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, NINELIVES_EMULATOR_LOG="", MOTO_ALLOW_NONEXISTENT_REGION="false")
+    def __init__(self, log_path: str) -> None:
         self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [python, os.path.join(ROOT, "local", "moto_launcher.py"), "--port", str(self.port), "--bench"],
-            env=env,
-            stdout=self.log,
-            stderr=self.log,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                info = self.get("/_ninelives/info")
-                if info.get("bench"):
-                    break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"bench: the local AWS did not start; see {log_path}")
-            time.sleep(0.1)
+        self.process, self.url, info = throwaway.start(["--bench"], self.log)
         self.moto = info.get("moto", "?")
 
     def get(self, path: str) -> Any:
@@ -529,10 +508,10 @@ def sizes(args: argparse.Namespace) -> dict[str, Any]:
         for arch, folder in (("arm64", "lambda"), ("x86_64-lambda", "lambda-x86_64")):
             package = os.path.join(ROOT, "target", folder, function, "bootstrap.zip")
             if os.path.exists(package):
-                # cargo-lambda's zip; re-zipped at level 9 like the others.
-                with tempfile.TemporaryDirectory() as folder_out, zipfile.ZipFile(package) as archive:
-                    binary = archive.extract("bootstrap", folder_out)
-                    entry[arch] = {"binary": os.path.getsize(binary), "zip": zipped_size(binary)}
+                # cargo-lambda's zip, as deployed.
+                with zipfile.ZipFile(package) as archive:
+                    binary = archive.getinfo("bootstrap").file_size
+                entry[arch] = {"binary": binary, "zip": os.path.getsize(package)}
         result[function] = entry
     return result
 
@@ -605,7 +584,7 @@ def report(results: dict[str, Any]) -> str:
     m = results["machine"]
     out.append(f"Measured {results['date']} on {m['cpu']}, {m['memory']}, Linux {m['kernel']}; {m['rustc']}; "
                f"Python {m['python']}, boto3 {m['boto3']}; local AWS: moto {results['moto']} on loopback. "
-               f"Command: `{results['command']}`.\n")
+               f"Commands: {results['command']}.\n")
     targets = []
     cold = results.get("cold_start")
     if cold:
@@ -631,7 +610,8 @@ def report(results: dict[str, Any]) -> str:
         out.append("")
     size = results.get("sizes")
     if size:
-        out.append("### Size (stripped release binary and zipped `bootstrap`, deflate 9)\n")
+        out.append("### Size (stripped release binary and zipped `bootstrap`)\n")
+        out.append("x86_64: `cargo build --release`, zipped here at deflate 9; arm64: cargo-lambda's `bootstrap.zip`, as deployed.\n")
         out.append("| function | x86_64 binary | x86_64 zip | arm64 binary (cargo-lambda) | arm64 zip |")
         out.append("|---|---|---|---|---|")
         for function, e in size.items():
@@ -744,12 +724,12 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     logs = tempfile.mkdtemp(prefix="ninelives-bench-")
     say(f"process logs in {logs}")
-    aws = LocalAws(sys.executable, os.path.join(logs, "local-aws.log"))  # the venv with moto
+    aws = LocalAws(os.path.join(logs, "local-aws.log"))
     results: dict[str, Any] = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
         "moto": aws.moto,
-        "command": args.command,
+        "command": f"`{args.command}`",
         "purge_concurrency": args.purge_concurrency,
     }
     try:
@@ -782,7 +762,7 @@ def main() -> None:
             # run's, with the commands that measured the kept sections.
             earlier_results = json.load(f)
             results = {**earlier_results, **results}
-            results["command"] = f"{earlier_results.get('command', '?')}`, then `{args.command}"
+            results["command"] = f"{earlier_results.get('command', '?')}, then `{args.command}`"
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     table = report(results)
@@ -799,6 +779,11 @@ def main() -> None:
         f"cold start {function} ({'/'.join(e['outcome'])})"
         for function, e in results.get("cold_start", {}).items()
         if not set(e["outcome"]) <= {"response", "error"}
+    ]
+    wrong += [
+        f"cold start {function} (no floor: no first AWS request counted)"
+        for function, e in results.get("cold_start", {}).items()
+        if e.get("floor_median") is None
     ]
     if "paced" in results and not results["paced"]["right"]:
         wrong.append("paced purge")
