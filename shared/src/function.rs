@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::config::{Env, ProcessEnv};
 use crate::error::{ConfigError, Error};
 use crate::notify::{Notifier, send_summary};
+use crate::secrets::{self, AwsSecretStore, SecretStore, Wanted, WithSecrets};
 
 pub trait Function: Sized + Sync {
     /// The folder name under `functions/`, e.g. `snapshot-volumes`.
@@ -31,11 +32,51 @@ pub trait Function: Sized + Sync {
 }
 
 /// Settings first (a bad one is named before anything else happens), then
-/// the AWS configuration, then the handler.
+/// the AWS configuration, then the credentials given by reference
+/// (`<VAR>_FROM`, [`crate::secrets`]), then the handler.
 pub async fn from_env<F: Function>(env: &impl Env) -> Result<F, Error> {
-    let config = F::config(env)?;
+    let wanted = check_config::<F>(env)?;
     let sdk = crate::aws::load_sdk_config().await?;
-    Ok(F::new(config, &sdk))
+    build(env, &wanted, &sdk, &AwsSecretStore::new(&sdk)).await
+}
+
+/// [`from_env`] with a given AWS configuration and credential store, for
+/// tests and tools that choose their region or endpoint themselves.
+pub async fn from_env_with<F: Function>(
+    env: &impl Env,
+    sdk: &SdkConfig,
+    store: &impl SecretStore,
+) -> Result<F, Error> {
+    let wanted = check_config::<F>(env)?;
+    build(env, &wanted, sdk, store).await
+}
+
+/// Checks every setting without an AWS call: the credential references'
+/// syntax, then the function's whole configuration with a stand-in for each
+/// referenced value (the real values are only known after fetching them).
+fn check_config<F: Function>(env: &impl Env) -> Result<Vec<Wanted>, ConfigError> {
+    let wanted = secrets::references(env)?;
+    if !wanted.is_empty() {
+        let stand_in = WithSecrets::placeholders(env, &wanted);
+        F::config(&stand_in).map_err(|e| stand_in.redact(e))?;
+    }
+    Ok(wanted)
+}
+
+async fn build<F: Function>(
+    env: &impl Env,
+    wanted: &[Wanted],
+    sdk: &SdkConfig,
+    store: &impl SecretStore,
+) -> Result<F, Error> {
+    let config = if wanted.is_empty() {
+        F::config(env)?
+    } else {
+        let env = secrets::resolve(env, wanted, store).await?;
+        tracing::debug!(function = F::NAME, resolved = ?env.resolved().collect::<Vec<_>>(), "credentials read from their references");
+        F::config(&env).map_err(|e| env.redact(e))?
+    };
+    Ok(F::new(config, sdk))
 }
 
 /// The Lambda entry point of every function's `main`.

@@ -4,6 +4,8 @@
 //! deadlines, configuration, logging, errors) is the same for every function.
 //! Redis nodes are reached the same way: the chain logic's `RedisApi` port
 //! is implemented on the `redis` crate in `redis_node`.
+//! Credentials may be given by reference (`<VAR>_FROM`: SSM, Secrets
+//! Manager), fetched once at start-up through `secrets`.
 //! Triggers are read from each delivery shape by pure parsers (`alarm`:
 //! what asks redis-failover to check a Redis chain).
 
@@ -31,6 +33,7 @@ pub mod pg_node;
 pub mod pointer;
 pub mod redis_node;
 pub mod route53;
+pub mod secrets;
 pub mod sqs;
 pub mod tags;
 pub mod telemetry;

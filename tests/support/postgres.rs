@@ -34,7 +34,8 @@
 //!
 //! Like `redis.rs`: each test file owns a range, each test in it its own
 //! ports, on 127.0.0.2 and up. Taken: `tests/postgres.rs` 17300-17389,
-//! `tests/publish_metrics.rs` 17390-17399.
+//! `tests/publish_metrics.rs` 17390-17399, `tests/secrets.rs` 17620-17639
+//! (on 127.0.12.2-127.0.12.9).
 //!
 //! Servers are killed with the thread that started them
 //! (`PR_SET_PDEATHSIG`, SIGKILL), so a test process killed by Ctrl-C or a

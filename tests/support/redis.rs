@@ -18,7 +18,9 @@
 //!
 //! - `tests/redis_node.rs` (the adapter tests): 17000-17099;
 //! - `tests/redis_chain.rs` (the chain tests): 17100-17199;
-//! - `tests/publish_metrics.rs` (publish-metrics): 17200-17299.
+//! - `tests/publish_metrics.rs` (publish-metrics): 17200-17299;
+//! - `tests/secrets.rs` (credentials by reference): 17620-17639 on
+//!   127.0.12.2-127.0.12.9.
 //!
 //! A new file takes the next free hundred and adds itself here.
 
