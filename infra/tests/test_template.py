@@ -13,6 +13,10 @@ make: that it matches the code.
   is read-only (Describe/List/Get) or carries a Condition; only the VPC
   access managed policy, and only when the functions are in a VPC;
 - the tag conditions that keep the roles to what ninelives manages;
+- passwords only as references (<VAR>_FROM: an SSM parameter name or a
+  Secrets Manager ARN), each readable (ssm:GetParameter,
+  secretsmanager:GetSecretValue) by exactly the functions given it and only
+  when set, and the optional KMS key only through SSM/Secrets Manager;
 - parameters validated as the code validates the same settings (zone id,
   retention days 1..36500 and their defaults, record TTL, e-mail);
 - every environment variable the template sets for a function is one that
@@ -125,7 +129,33 @@ def config_reads(function):
     for item, names in CONFIG_HELPERS.items():
         if re.search(rf"\bconfig::{item}\b", text):
             reads |= names
+    # Every function starts through shared::function, which reads the
+    # reference <VAR>_FROM of each credential setting its Config reads.
+    reads |= {CREDENTIALS[v] for v in reads if v in CREDENTIALS}
     return reads
+
+
+# shared/src/secrets.rs: the credential settings that shared::function also
+# reads as <VAR>_FROM (a reference) for every function.
+CREDENTIALS = dict(re.findall(r'\("([A-Z_]+)", "([A-Z_]+_FROM)"\)', (SHARED / "secrets.rs").read_text()))
+
+
+def refs_in(value):
+    """Every name a !Ref or !Sub ${...} in value names."""
+    found = set()
+    if isinstance(value, Tag):
+        if value.name == "Ref" and isinstance(value.value, str):
+            found.add(value.value)
+        elif value.name == "Sub" and isinstance(value.value, str):
+            found |= set(re.findall(r"\$\{([A-Za-z0-9]+)\}", value.value))
+        found |= refs_in(value.value) if not isinstance(value.value, str) else set()
+    elif isinstance(value, dict):
+        for v in value.values():
+            found |= refs_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            found |= refs_in(v)
+    return found
 
 
 def config_requires(function):
@@ -395,13 +425,92 @@ class TemplateChecks(unittest.TestCase):
         for bad in ("ops", "a@b", "a b@c.d", "ops@example.com, x@y.z"):
             self.assertIsNone(pattern.fullmatch(bad), bad)
 
-    def test_secrets_are_no_echo(self):
-        for name in ("RedisPassword", "MongoPassword", "PostgresPassword"):
-            self.assertIs(self.parameters[name].get("NoEcho"), True, name)
-        for name, fn in self.functions.items():
-            for variable, value in self.env(name).items():
+    def test_passwords_are_only_references(self):
+        # No password value in the template or the functions' environment:
+        # only <VAR>_FROM, naming an SSM parameter or a Secrets Manager secret.
+        for name in self.parameters:
+            if "Password" in name:
+                self.assertTrue(name.endswith(("PasswordParameter", "PasswordSecret")), name)
+        for name in self.functions:
+            for variable in self.env(name):
                 if "PASSWORD" in variable:
-                    self.assertTrue(self.parameters[ref_target(value)].get("NoEcho"), f"{name}.{variable}")
+                    self.assertTrue(variable.endswith("_FROM"), f"{name}.{variable}")
+
+    def reference_parameters(self, function):
+        """Template parameters a function's <VAR>_FROM variables name."""
+        found = set()
+        for variable, value in self.env(function).items():
+            if variable.endswith("_FROM"):
+                found |= {p for p in refs_in(value) if p in self.parameters}
+        return found
+
+    def test_each_reference_is_readable_by_its_functions_only(self):
+        # Every parameter a <VAR>_FROM names has a policy, present only when
+        # the parameter is set, on exactly that parameter or secret, held by
+        # exactly the roles of the functions given that reference.
+        readers = {}
+        for function in self.functions:
+            for parameter in self.reference_parameters(function):
+                readers.setdefault(parameter, set()).add(self.role(function))
+        self.assertEqual(
+            set(readers),
+            {p for p in self.parameters if p.endswith(("PasswordParameter", "PasswordSecret"))},
+        )
+        policies = {k: v for k, v in self.resources.items() if v["Type"] == "AWS::IAM::Policy"}
+        for parameter, roles in readers.items():
+            action = "ssm:GetParameter" if parameter.endswith("Parameter") else "secretsmanager:GetSecretValue"
+            granting = [
+                (k, v)
+                for k, v in policies.items()
+                if any(action in as_list(s["Action"]) for s in as_list(v["Properties"]["PolicyDocument"]["Statement"]))
+                and parameter in refs_in(v["Properties"]["PolicyDocument"])
+            ]
+            self.assertEqual(len(granting), 1, f"{parameter}: {[k for k, _ in granting]}")
+            key, policy = granting[0]
+            condition = self.template["Conditions"][policy["Condition"]]
+            self.assertEqual(condition, Tag("Not", [Tag("Equals", [Tag("Ref", parameter), ""])]), key)
+            self.assertEqual({ref_target(r) for r in policy["Properties"]["Roles"]}, roles, key)
+            for s in as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
+                self.assertEqual(as_list(s["Action"]), [action], key)
+                self.assertNotIn("*", str(s["Resource"]), key)
+
+    def test_the_credentials_key_is_used_only_through_ssm_or_secrets_manager(self):
+        statements = [
+            s
+            for _, s in self.all_statements()
+            if any(a.startswith("kms:") for a in as_list(s["Action"]))
+        ]
+        self.assertEqual(len(statements), 1, statements)
+        s = statements[0]
+        self.assertEqual(as_list(s["Action"]), ["kms:Decrypt"])
+        self.assertEqual(s["Resource"], Tag("Ref", "CredentialsKmsKeyArn"))
+        self.assertEqual(
+            s["Condition"],
+            {
+                "StringEquals": {
+                    "kms:ViaService": [
+                        Tag("Sub", "ssm.${AWS::Region}.amazonaws.com"),
+                        Tag("Sub", "secretsmanager.${AWS::Region}.amazonaws.com"),
+                    ]
+                }
+            },
+        )
+
+    def test_reference_patterns_match_the_code(self):
+        # The template's patterns accept what shared/src/secrets.rs accepts
+        # for these forms (names for SSM, full ARNs for secrets) and refuse
+        # a value in place of a reference.
+        ssm = re.compile(self.parameters["RedisPasswordParameter"]["AllowedPattern"])
+        secret = re.compile(self.parameters["RedisPasswordSecret"]["AllowedPattern"])
+        for good in ("", "/ninelives/redis-password", "/a", "/a.b/c_d-e"):
+            self.assertIsNotNone(ssm.fullmatch(good), good)
+        for bad in ("hunter2", "/a//b", "/a/", "/a b", "arn:aws:ssm:eu-west-1:123456789012:parameter/a"):
+            self.assertIsNone(ssm.fullmatch(bad), bad)
+        arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ninelives/db-AbCdEf"
+        for good in ("", arn, arn + ":password"):
+            self.assertIsNotNone(secret.fullmatch(good), good)
+        for bad in ("hunter2", arn + ":password:AWSCURRENT", arn + ":", "arn:aws:ssm:eu-west-1:123456789012:parameter/a"):
+            self.assertIsNone(secret.fullmatch(bad), bad)
 
     # ----------------------------------------------------- configuration
 

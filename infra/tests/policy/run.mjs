@@ -79,6 +79,13 @@ function fill(s, vars, fnEnv, fn) {
       if (!(name in fnEnv)) throw new MissingEnv(name)
       return fnEnv[name]
     }
+    if (key.startsWith('secretArn:')) {
+      // A Secrets Manager reference may end in :KEY (a JSON key the
+      // function takes); IAM authorizes the secret's ARN without it.
+      const name = key.slice(10)
+      if (!(name in fnEnv)) throw new MissingEnv(name)
+      return String(fnEnv[name]).split(':').slice(0, 7).join(':')
+    }
     if (key.startsWith('queueArn:')) {
       const name = key.slice(9)
       if (!(name in fnEnv)) throw new MissingEnv(name)
@@ -255,6 +262,18 @@ async function main() {
   process.exit(totals.failed || totals.problems ? 1 : 0)
 }
 
+// A KMS key is usable only as its key policy allows. The default key
+// policy delegates to IAM (the account may do everything), so the role's
+// own policy is what decides: that is the key the template's
+// CredentialsKmsKeyArn is documented to be (infra/README.md).
+function keyPolicy(action, account) {
+  if (!action.startsWith('kms:')) return undefined
+  return {
+    Version: '2012-10-17',
+    Statement: [{ Sid: 'EnableIAMPolicies', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }],
+  }
+}
+
 async function simulate(policies, boundary, principal, action, resource, account, ctx) {
   return runSimulation(
     {
@@ -262,6 +281,7 @@ async function simulate(policies, boundary, principal, action, resource, account
       permissionBoundaryPolicies: boundary.length ? boundary : undefined,
       serviceControlPolicies: [],
       resourceControlPolicies: [],
+      resourcePolicy: keyPolicy(action, account),
       request: { principal, action, resource: { resource, accountId: account }, contextVariables: ctx },
     },
     {},
@@ -329,12 +349,21 @@ async function runSet(opt, spec, template, ex, crates, totals) {
       const label = `${crate} ${c.expect} ${c.id}`
       let resource, context
       try {
-        for (const v of [].concat(c.requires_env ?? [])) if (!(v in fnEnv)) throw new MissingEnv(v)
+        for (const v of [].concat(c.requires_env ?? [])) {
+          // NAME, or NAME=~REGEX: set, and (when a pattern is given) matching it.
+          const [name, pattern] = v.split('=~')
+          if (!(name in fnEnv) || (pattern !== undefined && !new RegExp(pattern).test(String(fnEnv[name])))) {
+            throw new MissingEnv(v)
+          }
+        }
+        for (const p of [].concat(c.requires_parameter ?? [])) {
+          if (!ex.parameters?.[p]) throw new MissingEnv(`parameter ${p}`)
+        }
         resource = fill(c.resource, vars, fnEnv, fn)
         const filled = fillDeep({ context: c.context, requestTags: c.requestTags, resourceTags: c.resourceTags }, vars, fnEnv, fn)
         context = contextOf({ ...c, ...filled }, ex, spec.tagSets ?? {}, roleArn)
       } catch (e) {
-        if (e instanceof MissingEnv && c.requires_env !== undefined) {
+        if (e instanceof MissingEnv && (c.requires_env !== undefined || c.requires_parameter !== undefined)) {
           fnSkipped++
           warnings.push(`${label}: skipped, the template does not set ${e.variable} for ${id} (the function then makes no such call)`)
           continue

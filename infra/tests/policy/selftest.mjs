@@ -33,6 +33,10 @@ const mutations = [
     /\n\s+Condition:\n\s+StringEquals:\n\s+cloudwatch:namespace: \[[^\]]*\]/, '', 'put-metric-aws-namespace'],
   ['attach to any instance',
     /(Action: \[ec2:AttachVolume, ec2:ModifyInstanceAttribute\]\n\s+Resource: [^\n]*instance\/\*"\n)\s+Condition:\n\s+"Null":\n\s+aws:ResourceTag\/ninelives:cluster: "false"\n/, '$1', 'attach-to-foreign-instance'],
+  ['a password parameter readable under any name below its path',
+    /parameter\$\{RedisPasswordParameter\}"/, 'parameter${RedisPasswordParameter}*"', 'read-other-parameter'],
+  ['the credentials key without kms:ViaService',
+    /\n\s+Condition:\n\s+StringEquals:\n\s+kms:ViaService:\n\s+- [^\n]+\n\s+- [^\n]+/, '', 'decrypt-directly'],
 ]
 
 const dir = mkdtempSync(join(tmpdir(), 'ninelives-policy-selftest-'))
