@@ -44,7 +44,22 @@ LEGACY = "reports.example.com"
 CACHE = "cache.example.com"
 SEARCH = "search.example.com"
 CHAIN = "chain.example.com"
-CHAIN_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+# Loopback addresses for the Redis chain (the first three) and the MongoDB
+# replica set (all four), and the Redis port. scripts/secrets-check.sh moves
+# them to addresses of its own so it can run next to the test suite.
+HOSTS = os.environ.get("NINELIVES_DEMO_HOSTS", "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5").split(",")
+CHAIN_HOSTS = HOSTS[:3]
+REDIS_PORT = os.environ.get("NINELIVES_DEMO_REDIS_PORT", "6379")
+# When set, the Redis chain requires this password (requirepass; the
+# functions get it by reference, REDIS_PASSWORD_FROM, from the caller's
+# environment) and redis-cli sends it (REDISCLI_AUTH, never argv).
+REDIS_PASSWORD = os.environ.get("NINELIVES_DEMO_REDIS_PASSWORD", "")
+# When set, every replay's stdout and stderr (its JSON logs with RUST_LOG)
+# are appended here too: scripts/secrets-check.sh greps them.
+REPLAY_LOG = os.environ.get("NINELIVES_DEMO_LOG", "")
+# A built replay binary to run instead of `cargo run -q --bin replay --`
+# (scripts/secrets-check.sh: no cargo lock wait per call).
+REPLAY = os.environ.get("NINELIVES_DEMO_REPLAY", "")
 MONGO = "mongo.example.com"
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 HOUR = NOW.replace(minute=0, second=0)
@@ -80,13 +95,17 @@ def replay(function: str, event: Path | dict, label: str, **env: str) -> dict:
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     prefix = "".join(f"{k}={v} " for k, v in env.items())
     say(f"  $ {prefix}cargo run -q --bin replay -- {function} {shown}")
+    command = [REPLAY] if REPLAY else ["cargo", "run", "-q", "--bin", "replay", "--"]
     run = subprocess.run(
-        ["cargo", "run", "-q", "--bin", "replay", "--", function, str(path)],
+        [*command, function, str(path)],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
     )
+    if REPLAY_LOG:
+        with open(REPLAY_LOG, "a") as log:
+            log.write(f"== replay {function} {shown} (exit {run.returncode})\n{run.stdout}\n{run.stderr}\n")
     if run.returncode != 0:
         say(run.stderr.strip())
         sys.exit(f"demo: {function} failed (exit {run.returncode})")
@@ -348,20 +367,24 @@ servers: dict[str, subprocess.Popen] = {}
 
 
 def redis_server(host: str) -> None:
-    """A real redis-server on host:6379, stopped when the demo ends."""
+    """A real redis-server on host:REDIS_PORT, stopped when the demo ends."""
     folder = work / f"redis-{host}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    servers[host] = subprocess.Popen(
-        ["redis-server", "--bind", host, "--port", "6379", "--save", "", "--appendonly", "no",
-         "--daemonize", "no", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    config = folder / "redis.conf"
+    lines = [f"bind {host}", f"port {REDIS_PORT}", 'save ""', "appendonly no", "daemonize no",
+             f"dir {folder}", f"logfile {folder / 'redis.log'}"]
+    if REDIS_PASSWORD:
+        # In the config file, not argv (which ps shows); replicas log in with
+        # the same password (masterauth).
+        lines += [f'requirepass "{REDIS_PASSWORD}"', f'masterauth "{REDIS_PASSWORD}"']
+    config.write_text("\n".join(lines) + "\n")
+    servers[host] = subprocess.Popen(["redis-server", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         if cli(host, "PING", check=False) == "PONG":
             return
         time.sleep(0.1)
-    sys.exit(f"demo: redis-server on {host}:6379 did not start (is the port taken?)")
+    sys.exit(f"demo: redis-server on {host}:{REDIS_PORT} did not start (is the port taken?)")
 
 
 def kill_server(host: str) -> None:
@@ -377,7 +400,9 @@ def stop_servers() -> None:
 
 
 def cli(host: str, *args: str, check: bool = True) -> str:
-    run = subprocess.run(["redis-cli", "-h", host, "-p", "6379", *args], capture_output=True, text=True, timeout=10)
+    env = {**os.environ, "REDISCLI_AUTH": REDIS_PASSWORD} if REDIS_PASSWORD else None
+    run = subprocess.run(["redis-cli", "-h", host, "-p", REDIS_PORT, *args], capture_output=True, text=True,
+                         timeout=10, env=env)
     if check and run.returncode != 0:
         sys.exit(f"demo: redis-cli {' '.join(args)} on {host}: {run.stderr.strip()}")
     return run.stdout.strip()
@@ -407,17 +432,17 @@ def redis_chain(zone_id: str) -> None:
         instance = ec2.run_instances(ImageId="ami-12345678", InstanceType="t3.micro", MinCount=1, MaxCount=1,
                                      TagSpecifications=[{"ResourceType": "instance", "Tags": tags({
                                          "ninelives:role": "redis", "ninelives:cluster": CHAIN,
-                                         "ninelives:endpoint": f"{host}:6379"})}])["Instances"][0]["InstanceId"]
+                                         "ninelives:endpoint": f"{host}:{REDIS_PORT}"})}])["Instances"][0]["InstanceId"]
         ids.append(instance)
     for replica, master in zip(CHAIN_HOSTS[1:], CHAIN_HOSTS):
-        cli(replica, "REPLICAOF", master, "6379")
+        cli(replica, "REPLICAOF", master, REDIS_PORT)
     for host in CHAIN_HOSTS[1:]:
         for _ in range(100):
             if "link up" in role(host):
                 break
             time.sleep(0.1)
     for host, instance in zip(CHAIN_HOSTS, ids):
-        say(f"   {instance} at {host}:6379: {role(host)}")
+        say(f"   {instance} at {host}:{REDIS_PORT}: {role(host)}")
     env = {"HOSTED_ZONE_ID": zone_id}
     r = replay("redis-failover", {"cluster": CHAIN}, "chain-check", **env)
     c = r["clusters"][0]
@@ -488,8 +513,8 @@ def sqs_event(queue_url: str) -> tuple[dict, list[dict]]:
 
 def mongo_set(zone_id: str) -> None:
     say(f"11. {MONGO}: a MongoDB replica set (two data members and an arbiter) and its task queue")
-    spec = {"set": MONGO, "members": [{"host": "127.0.0.2"}, {"host": "127.0.0.3"}, {"host": "127.0.0.4", "arbiter": True}],
-            "spares": [{"host": "127.0.0.5"}]}
+    spec = {"set": MONGO, "members": [{"host": HOSTS[0]}, {"host": HOSTS[1]}, {"host": HOSTS[2], "arbiter": True}],
+            "spares": [{"host": HOSTS[3]}]}
     peer = subprocess.Popen([sys.executable, str(ROOT / "local" / "mongo_peer.py"), "--spec", json.dumps(spec)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     atexit.register(peer.kill)
