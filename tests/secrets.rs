@@ -190,12 +190,16 @@ impl SecretStore for Untouched {
     }
 }
 
+/// Settings that must be refused: the variable the error names, and words
+/// of its reason.
+type Refused<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+
 #[tokio::test]
 async fn both_set_or_a_bad_reference_is_a_config_error_before_any_aws_call() {
     let sdk = sdk(REGION).await;
     let store = Untouched::default();
     let good = "/ninelives/redis-password";
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    let cases: &[Refused] = &[
         (
             &[("REDIS_PASSWORD", "direct-value"), ("REDIS_PASSWORD_FROM", good)],
             "REDIS_PASSWORD_FROM",

@@ -448,3 +448,7 @@ fn in_context(label: &str, err: Error) -> Error {
         other => other,
     }
 }
+
+#[cfg(test)]
+#[path = "tests/secrets.rs"]
+mod tests;
