@@ -35,9 +35,9 @@ pub trait Function: Sized + Sync {
 /// the AWS configuration, then the credentials given by reference
 /// (`<VAR>_FROM`, [`crate::secrets`]), then the handler.
 pub async fn from_env<F: Function>(env: &impl Env) -> Result<F, Error> {
-    let wanted = check_config::<F>(env)?;
+    let checked = check_config::<F>(env)?;
     let sdk = crate::aws::load_sdk_config().await?;
-    build(env, &wanted, &sdk, &AwsSecretStore::new(&sdk)).await
+    build(env, checked, &sdk, &AwsSecretStore::new(&sdk)).await
 }
 
 /// [`from_env`] with a given AWS configuration and credential store, for
@@ -47,34 +47,43 @@ pub async fn from_env_with<F: Function>(
     sdk: &SdkConfig,
     store: &impl SecretStore,
 ) -> Result<F, Error> {
-    let wanted = check_config::<F>(env)?;
-    build(env, &wanted, sdk, store).await
+    let checked = check_config::<F>(env)?;
+    build(env, checked, sdk, store).await
+}
+
+/// What [`check_config`] found: the configuration itself when no setting is
+/// given by reference, else the references to fetch first.
+enum Checked<C> {
+    Ready(C),
+    Fetch(Vec<Wanted>),
 }
 
 /// Checks every setting without an AWS call: the credential references'
-/// syntax, then the function's whole configuration with a stand-in for each
-/// referenced value (the real values are only known after fetching them).
-fn check_config<F: Function>(env: &impl Env) -> Result<Vec<Wanted>, ConfigError> {
+/// syntax, then the function's whole configuration, with a stand-in for
+/// each referenced value (the real values are only known once fetched).
+fn check_config<F: Function>(env: &impl Env) -> Result<Checked<F::Config>, ConfigError> {
     let wanted = secrets::references(env)?;
-    if !wanted.is_empty() {
-        let stand_in = WithSecrets::placeholders(env, &wanted);
-        F::config(&stand_in).map_err(|e| stand_in.redact(e))?;
+    if wanted.is_empty() {
+        return Ok(Checked::Ready(F::config(env)?));
     }
-    Ok(wanted)
+    let stand_in = WithSecrets::placeholders(env, &wanted);
+    F::config(&stand_in).map_err(|e| stand_in.redact(e))?;
+    Ok(Checked::Fetch(wanted))
 }
 
 async fn build<F: Function>(
     env: &impl Env,
-    wanted: &[Wanted],
+    checked: Checked<F::Config>,
     sdk: &SdkConfig,
     store: &impl SecretStore,
 ) -> Result<F, Error> {
-    let config = if wanted.is_empty() {
-        F::config(env)?
-    } else {
-        let env = secrets::resolve(env, wanted, store).await?;
-        tracing::debug!(function = F::NAME, resolved = ?env.resolved().collect::<Vec<_>>(), "credentials read from their references");
-        F::config(&env).map_err(|e| env.redact(e))?
+    let config = match checked {
+        Checked::Ready(config) => config,
+        Checked::Fetch(wanted) => {
+            let env = secrets::resolve(env, &wanted, store).await?;
+            tracing::debug!(function = F::NAME, resolved = ?env.resolved().collect::<Vec<_>>(), "credentials read from their references");
+            F::config(&env).map_err(|e| env.redact(e))?
+        }
     };
     Ok(F::new(config, sdk))
 }
