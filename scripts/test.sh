@@ -170,6 +170,19 @@ else
 fi
 rm -rf "$bench_out"
 
+# No credential in any output (README "Reliability"): a full demo run of all
+# seven functions with sentinel credentials given by reference (SSM, Secrets
+# Manager) and RUST_LOG=debug; any sentinel, user:password@ or the AWS secret
+# key in its output, logs or notifications fails it. It starts its own local
+# AWS (port 5301) and stops it; bounded at 360 s.
+say "secrets check (no credential in a full demo run's output)"
+if scripts/secrets-check.sh; then
+  say "secrets check passed"
+else
+  say "secrets check FAILED"
+  (( status != 0 )) || status=1
+fi
+
 # ---- Lambda build check (README "Build") -----------------------------------
 # One function built the way a deploy builds it: cargo-lambda, release
 # profile, cross-compiled for arm64 (the template's default) with zig.
