@@ -35,7 +35,8 @@
 //! Like `redis.rs`: each test file owns a range, each test in it its own
 //! ports, on 127.0.0.2 and up. Taken: `tests/postgres.rs` 17300-17389,
 //! `tests/publish_metrics.rs` 17390-17399, `tests/secrets.rs` 17620-17639
-//! (on 127.0.12.2-127.0.12.9).
+//! (on 127.0.12.2-127.0.12.9), `tests/datastore_faults.rs` 17680-17699
+//! (on 127.0.13.2-9).
 //!
 //! Servers are killed with the thread that started them
 //! (`PR_SET_PDEATHSIG`, SIGKILL), so a test process killed by Ctrl-C or a
@@ -356,10 +357,29 @@ impl PgServer {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// Ends the server as [`PgServer::kill`] does (if it runs) and starts
+    /// it again on the same data directory (crash recovery when it was
+    /// killed), as a node comes back after a crash or a reboot; waits until
+    /// it answers. The log goes on in the same file.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
+    }
+
     /// Starts the postmaster on the prepared data directory.
     async fn started(mut self) -> PgServer {
+        self.launch().await;
+        self
+    }
+
+    async fn launch(&mut self) {
         let log_path = self.dir.join("postgres.log");
-        let log = fs::File::create(&log_path).unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
+        // Appended to, so a restarted server's log keeps what came before.
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
         let stderr = log.try_clone().expect("log file handle");
         let mut command = Command::new(bin("postgres"));
         command
@@ -385,7 +405,6 @@ impl PgServer {
         });
         self.child = Some(child);
         self.wait_ready().await;
-        self
     }
 
     async fn wait_ready(&mut self) {

@@ -20,7 +20,9 @@
 //! - `tests/redis_chain.rs` (the chain tests): 17100-17199;
 //! - `tests/publish_metrics.rs` (publish-metrics): 17200-17299;
 //! - `tests/secrets.rs` (credentials by reference): 17620-17639 on
-//!   127.0.12.2-127.0.12.9.
+//!   127.0.12.2-127.0.12.9;
+//! - `tests/datastore_faults.rs` (faults under redis-failover): 17660-17679,
+//!   on 127.0.13.2-9.
 //!
 //! A new file takes the next free hundred and adds itself here.
 
