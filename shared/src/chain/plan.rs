@@ -11,10 +11,14 @@
 //! 2. The head is an up master. A master whose history another up node has
 //!    continued (its `master_replid` is someone's `master_replid2`: it was
 //!    the head before a promotion and came back) is stale and is fenced,
-//!    never head. Among the other masters the most up-to-date wins
-//!    (`master_repl_offset`), then the one the cluster record points at,
-//!    then the one with the longer chain under it; a joining node is head
-//!    only when it is alone.
+//!    never head. So is a master promoted from the same old head as the
+//!    master the cluster record names (the same `master_replid2`): the
+//!    record's head won the promotion's claim, the other lost it (a target
+//!    that hung after the claim and promoted itself when it woke up), and
+//!    offsets counted in forked histories do not compare. Among the other
+//!    masters the most up-to-date wins (`master_repl_offset`), then the one
+//!    the cluster record points at, then the one with the longer chain
+//!    under it; a joining node is head only when it is alone.
 //! 3. No up master: the head is down. A replica whose master is not serving
 //!    is promoted, the most up-to-date first, but only if (a) its own link
 //!    says the head is down (if it still sees the head, the head is alive
@@ -265,7 +269,7 @@ pub fn plan(observed: &[Observed], records: &Records, intent: &Intent, policy: &
     };
 
     // Masters whose history another up node continued.
-    let stale: HashSet<&str> = up
+    let mut stale: HashSet<&str> = up
         .iter()
         .filter(|m| m.info.is_master() && m.info.replid != NO_REPLID)
         .filter(|m| {
@@ -281,6 +285,34 @@ pub fn plan(observed: &[Observed], records: &Records, intent: &Intent, policy: &
         out.findings.push(format!(
             "{id} is a master whose history another node continued (an old head that came back): fenced"
         ));
+    }
+    // Masters promoted from the same old head as the record's head (the
+    // same `master_replid2`): the record's head won the promotion's claim,
+    // and the other is a rival that lost it, typically a target that hung
+    // after the claim and ran its REPLICAOF NO ONE when it woke up. Their
+    // offsets count in histories that forked, so the rival's (writes no
+    // replica acknowledged) says nothing against the head's.
+    let recorded_master = up.iter().find(|u| {
+        u.info.is_master()
+            && u.info.replid2 != NO_REPLID
+            && record_target(u.node)
+            && !stale.contains(u.node.instance_id.as_str())
+    });
+    if let Some(r) = recorded_master {
+        for m in up.iter().filter(|m| {
+            m.info.is_master()
+                && m.node.instance_id != r.node.instance_id
+                && m.info.replid2 == r.info.replid2
+                && m.info.replid != r.info.replid
+        }) {
+            if stale.insert(m.node.instance_id.as_str()) {
+                out.findings.push(format!(
+                    "{} is a master promoted from the same old head as the record's head {} \
+                     (a promotion that lost its claim and completed late): fenced",
+                    m.node.instance_id, r.node.instance_id
+                ));
+            }
+        }
     }
 
     // The length of the chain hanging off a node through existing links.

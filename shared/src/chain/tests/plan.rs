@@ -200,6 +200,34 @@ fn a_returning_old_head_is_fenced_by_its_history() {
 }
 
 #[test]
+fn a_rival_promoted_from_the_same_old_head_is_fenced_whatever_its_offset() {
+    // o died. c was claimed first but hung before its REPLICAOF NO ONE; b
+    // was promoted instead (the record names it) and took acknowledged
+    // writes; then c woke up, ran its REPLICAOF NO ONE, and took writes
+    // no replica acknowledged, past b's offset.
+    let o = "o".repeat(40);
+    let observed = [
+        down("o"),
+        master("b", 4_000, &"b".repeat(40), &o),
+        linked("d", "b", 4_000),
+        master("c", 9_000, &"c".repeat(40), &o),
+    ];
+    let p = with_head_record(&observed, "b");
+    assert_eq!(p.chain, ids(&["b", "d", "c"]));
+    assert_eq!(p.steps, vec![attach("c", "d", AttachReason::Fence)]);
+    assert!(
+        p.findings
+            .iter()
+            .any(|f| f.contains("i-c") && f.contains("lost its claim")),
+        "{:?}",
+        p.findings
+    );
+    // Without a record naming one of them, nothing says which won: the
+    // offsets decide, as between any two heads.
+    assert_eq!(run(&observed).chain, ids(&["c", "b", "d"]));
+}
+
+#[test]
 fn a_returning_empty_head_is_fenced_by_its_offset() {
     let p = run(&[head("a", 0), head("b", 500), linked("c", "b", 500)]);
     assert_eq!(p.chain, ids(&["b", "c", "a"]));
