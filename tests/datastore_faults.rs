@@ -571,12 +571,14 @@ enum KillAt {
     Promote,
 }
 
-/// [`RedisNodes`] with a kill (SIGKILL) of one node at a known call.
+/// [`RedisNodes`] with a signal to one node at a known call: SIGKILL (it
+/// dies) or SIGSTOP (it hangs; [`RedisServer::cont`] wakes it).
 struct KillingRedis {
     inner: RedisNodes,
     target: Endpoint,
     pid: u32,
     at: KillAt,
+    signal: libc::c_int,
     reads: AtomicUsize,
     fired: AtomicBool,
 }
@@ -588,16 +590,28 @@ impl KillingRedis {
             target: chain.servers[target].endpoint(),
             pid: chain.servers[target].pid(),
             at,
+            signal: libc::SIGKILL,
             reads: AtomicUsize::new(0),
             fired: AtomicBool::new(false),
         }
     }
 
-    /// Kills the target once, and returns when it no longer listens.
+    /// The same, with SIGSTOP instead of SIGKILL.
+    fn freezing(chain: &Chain, target: usize, at: KillAt) -> Self {
+        KillingRedis {
+            signal: libc::SIGSTOP,
+            ..KillingRedis::new(chain, target, at)
+        }
+    }
+
+    /// Signals the target once; after a SIGKILL, returns when it no longer
+    /// listens.
     fn fire(&self) {
         if !self.fired.swap(true, Ordering::SeqCst) {
-            signal(self.pid, libc::SIGKILL);
-            wait_ended(&[self.pid]);
+            signal(self.pid, self.signal);
+            if self.signal == libc::SIGKILL {
+                wait_ended(&[self.pid]);
+            }
         }
     }
 }
@@ -738,6 +752,77 @@ async fn the_promotion_target_killed_at_the_recheck_blocks_every_run_and_promote
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_target_that_hangs_and_completes_its_promotion_late_is_fenced_not_made_head() {
+    let mut c = Chain::start(17666).await;
+    let writer = Writer::start(&c);
+    writer.wait_acked(5);
+    c.servers[0].kill();
+    let m = c.wait_link(1, false);
+    wait_offset(&c, 2, m.data_offset());
+
+    // The middle node hangs after the promotion was claimed for it, with
+    // REPLICAOF NO ONE on its way: the command times out here, and waits
+    // in the node's socket.
+    let freezing = c.failover_with(KillingRedis::freezing(&c, 1, KillAt::Promote));
+    let err = c.run(&freezing).await.expect_err("the promotion times out");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("could not be promoted"), "{err}");
+
+    // Once the tail's link to it times out, the tail is promoted; the dead
+    // head's replacement (same address, empty) joins behind it, and writes
+    // are acknowledged again.
+    let f = c.failover();
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        assert!(runs < 20, "the tail was never promoted");
+        match c.run(&f).await {
+            Ok(v) if status(&v) == "promoted" => {
+                assert_eq!(v["clusters"][0]["promoted"], json!(c.instances[2]));
+                break;
+            }
+            Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("{other:?}"),
+        }
+    }
+    c.servers[0].restart();
+    c.schedule(8).await;
+    assert_eq!(c.assert_one_chain(&[0, 2]).await, [HOSTS[2], HOSTS[0]]);
+    writer.wait_acked(5);
+
+    // The hung node wakes up and runs the REPLICAOF NO ONE it was sent: a
+    // master, its history forked from the same old head as the tail's.
+    // Clients that still hold the record's old value (its TTL) write to
+    // it; nothing acknowledges those writes, but they carry its offset past
+    // the real head's.
+    c.servers[1].cont();
+    c.servers[1].wait_for("the late promotion", SETTLE, Replication::is_master);
+    let mut pipe = redis::pipe();
+    for i in 0..3000 {
+        pipe.cmd("SET").arg(format!("late:{i}")).arg("x").ignore();
+    }
+    let client = redis::Client::open((HOSTS[1], c.port)).expect("client");
+    let mut conn = client.get_connection_with_timeout(secs(5)).expect("connection");
+    pipe.exec(&mut conn).expect("the writes to the late head");
+    assert_eq!(c.servers[1].cmd(&["WAIT", "1", "200"]), RedisValue::Int(0));
+    let (late, head) = (c.servers[1].info_replication(), c.servers[2].info_replication());
+    assert!(late.offset > head.offset, "the premise: {late:?} {head:?}");
+
+    // The record's head, which won the claim and holds the acknowledged
+    // writes, stays head; the late one is fenced.
+    c.schedule(8).await;
+    let hosts = c.assert_one_chain(&[0, 1, 2]).await;
+    assert_eq!(hosts[0], HOSTS[2], "the head changed: {hosts:?}");
+    writer.wait_acked(5);
+    let writes = writer.finish();
+    assert_all_on(&c.servers[2], &writes);
+    c.wait_synced(&[0, 1, 2]);
+    for i in [0, 1] {
+        assert_all_on(&c.servers[i], &writes);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigstopped_head_is_replaced_only_once_its_replica_gives_up_and_is_fenced_after_sigcont() {
     let c = Chain::start(17662).await;
     let writer = Writer::start(&c);
@@ -802,6 +887,50 @@ async fn a_sigstopped_head_is_replaced_only_once_its_replica_gives_up_and_is_fen
         writes.acked.len(),
         writes.unacked.len()
     );
+}
+
+/// Checks that `master` lists its replica as connected from `host`.
+fn assert_replica_listed(master: &RedisServer, host: &str, port: u16) {
+    let RedisValue::BulkString(text) = master.cmd(&["INFO", "replication"]) else {
+        panic!("INFO is a bulk string")
+    };
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains(&format!("slave0:ip={host},port={port},")), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigstopped_middle_node_is_bypassed_and_rejoins_the_chain_after_sigcont() {
+    let c = Chain::start(17665).await;
+    let writer = Writer::start(&c);
+    writer.wait_acked(5);
+    c.servers[1].stop();
+
+    // The hung middle node never answers (every run is bounded by the
+    // Redis timeouts): its replica is re-attached to the head.
+    let results = c.schedule(8).await;
+    let first = results[0].as_ref().expect("a repair");
+    assert_eq!(status(first), "repaired", "{first:#}");
+    assert_eq!(
+        first["clusters"][0]["steps"][0]["reason"], "reattach",
+        "{first:#}"
+    );
+    assert_eq!(c.assert_one_chain(&[0, 2]).await, [HOSTS[0], HOSTS[2]]);
+    writer.wait_acked(5);
+
+    // Woken up, it is still a replica of the head and reconnects to it:
+    // the head has two replicas, and the next runs make one chain again.
+    c.servers[1].cont();
+    c.wait_link(1, true);
+    c.schedule(8).await;
+    let hosts = c.assert_one_chain(&[0, 1, 2]).await;
+    assert_eq!(hosts[0], HOSTS[0]);
+    writer.wait_acked(5);
+    let writes = writer.finish();
+    assert_all_on(&c.servers[0], &writes);
+    c.wait_synced(&[0, 1, 2]);
+    for i in [1, 2] {
+        assert_all_on(&c.servers[i], &writes);
+    }
 }
 
 /// An nftables table of this test process that drops every packet between
@@ -879,6 +1008,10 @@ fn try_nft(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_between_the_head_and_its_replica_promotes_nobody_and_heals() {
     let c = Chain::start(17663).await;
+    // The partition drops packets by address: the replica must connect
+    // from its own (the harness' `bind-source-addr`), as on EC2, not from
+    // 127.0.0.1 as a loopback connection otherwise would.
+    assert_replica_listed(&c.servers[0], HOSTS[1], c.port);
     let writer = Writer::start(&c);
     writer.wait_acked(5);
     let partition = Partition::between(HOSTS[0], HOSTS[1]);
@@ -920,6 +1053,7 @@ async fn a_partition_between_the_head_and_its_replica_promotes_nobody_and_heals(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_killed_behind_a_partition_gives_way_to_its_replica_without_losing_acknowledged_writes() {
     let mut c = Chain::start(17664).await;
+    assert_replica_listed(&c.servers[0], HOSTS[1], c.port);
     let writer = Writer::start(&c);
     writer.wait_acked(5);
     let partition = Partition::between(HOSTS[0], HOSTS[1]);
