@@ -1498,9 +1498,17 @@ async fn a_hung_postgres_cannot_hold_a_run_past_its_deadline_or_leave_its_backup
     case.assert_failed_and_nothing_left(summary, "backup stop").await;
     let held = frozen.lock().expect("the frozen slot").take();
     assert!(held.is_some(), "the fault fired");
-    // Woken up, the backend finds its client gone: the backup ends with it.
+    // Woken up, the backend finds its client gone: the server aborts the
+    // backup with the session (or, had the stop reached it first, ends it).
     drop(held);
     case.assert_no_backup_session().await;
+    let log = case.server.log();
+    assert!(
+        log.contains("aborting backup due to backend exiting before pg_backup_stop was called")
+            || !statements(&log, "pg_backup_stop").is_empty(),
+        "{}",
+        case.server.log_tail()
+    );
 
     case.assert_retry_makes_one_backup().await;
 }
