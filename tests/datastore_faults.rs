@@ -7,8 +7,10 @@
 //!
 //! Redis (a chain of three, `REPLICAOF`s as in `tests/redis_chain.rs`):
 //! the promotion target killed after the Route 53 claim and at the re-check
-//! before it, a SIGSTOPped head (and its SIGCONT), a partition between the
-//! head and its replica (healed, and with the head then killed). A writer
+//! before it, the promotion target hung after the claim (it completes its
+//! promotion late, beside the head promoted meanwhile), a SIGSTOPped head
+//! and middle node (and their SIGCONT), a partition between the head and
+//! its replica (healed, and with the head then killed). A writer
 //! thread follows the cluster record like a client and writes keys in
 //! batches; a batch is *acknowledged* when `WAIT 1` says a replica has it
 //! (what `tests/redis_chain.rs` and the planner's rule 3 take as
@@ -797,9 +799,11 @@ async fn a_promotion_target_that_hangs_and_completes_its_promotion_late_is_fence
     // the real head's.
     c.servers[1].cont();
     c.servers[1].wait_for("the late promotion", SETTLE, Replication::is_master);
+    // 3 MB: far more than the head takes meanwhile, however slow the runs.
+    let value = "x".repeat(1024);
     let mut pipe = redis::pipe();
     for i in 0..3000 {
-        pipe.cmd("SET").arg(format!("late:{i}")).arg("x").ignore();
+        pipe.cmd("SET").arg(format!("late:{i}")).arg(&value).ignore();
     }
     let client = redis::Client::open((HOSTS[1], c.port)).expect("client");
     let mut conn = client.get_connection_with_timeout(secs(5)).expect("connection");
