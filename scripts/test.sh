@@ -84,6 +84,11 @@ if [[ "$(id -u)" == 0 ]] && ! id postgres >/dev/null 2>&1; then
   die "running as root, the PostgreSQL tests run their servers as the user postgres (PostgreSQL refuses root), and there is none: reinstall the postgresql package, or run as another user"
 fi
 
+# The data-store fault tests (tests/datastore_faults.rs) cut links between
+# loopback addresses with nftables tables of their own: install nftables and
+# check a table can be made here (root).
+scripts/datastore-faults-setup.sh || die "scripts/datastore-faults-setup.sh failed"
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
