@@ -1,0 +1,574 @@
+//! The fault matrix: each function against the local AWS through the
+//! fault-injecting proxy (local/faults/addon.py, tests/support/faults.rs).
+//!
+//! For each function one realistic scenario runs on a fresh set-up once
+//! without faults and once per fault cell. Afterwards the state of the world
+//! (what exists in the local AWS, read directly, not through the proxy) must
+//! equal the fault-free run's. A run may instead fail, but then only with a
+//! retryable error, and a redelivery of the same event (Lambda's retry, no
+//! faults) must reach the fault-free state. Every cell asserts that the proxy
+//! really injected its fault.
+//!
+//! Each test owns a proxy port (17700-17709 on 127.0.14.2) and a region, so
+//! the tests of this file run in parallel with each other and the rest of
+//! the suite. Each cell prints one `CELL` line (run with `--nocapture` to
+//! see the matrix).
+
+#[path = "support/faults.rs"]
+mod faults;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+use chrono::{SecondsFormat, Utc};
+use faults::{Fault, FaultProxy};
+use ninelives_tests::{Ec2, Group, completions, env, event, fresh, secs, unique};
+use serde_json::{Value, json};
+use shared::function::Function;
+use shared::tags;
+
+/// What one cell did.
+struct Cell {
+    name: String,
+    /// `ok`, or `failed retryably, redelivered` with the error.
+    outcome: String,
+    injected: Vec<(String, String)>,
+    took: Duration,
+}
+
+impl Cell {
+    fn print(&self, function: &str) {
+        let mut by_op: BTreeMap<&str, usize> = BTreeMap::new();
+        for (op, _) in &self.injected {
+            *by_op.entry(op.as_str()).or_default() += 1;
+        }
+        println!(
+            "CELL {function} | {} | {} | injected {} {:?} | {:.1} s",
+            self.name,
+            self.outcome,
+            self.injected.len(),
+            by_op,
+            self.took.as_secs_f64()
+        );
+    }
+}
+
+/// Runs `invoke` with `rules` set for `region` on the proxy. A failure must
+/// be retryable; the same event is then redelivered without faults, and must
+/// succeed.
+async fn run<F, Fut>(proxy: &FaultProxy, region: &str, name: &str, rules: &[Value], invoke: F) -> Cell
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Value, shared::Error>>,
+{
+    let started = Instant::now();
+    proxy.set(region, rules);
+    let first = invoke().await;
+    let injected = proxy.injected(region);
+    let seen = proxy.counts(region);
+    proxy.clear(region);
+    let outcome = match first {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => {
+            assert!(
+                e.is_retryable(),
+                "{name}: the run failed with an error Lambda would not retry: {e}"
+            );
+            invoke()
+                .await
+                .unwrap_or_else(|e| panic!("{name}: the redelivery without faults failed: {e}"));
+            format!("failed retryably ({e}), redelivery ok")
+        }
+    };
+    if !rules.is_empty() {
+        assert!(
+            !injected.is_empty(),
+            "{name}: the proxy injected nothing (saw {seen})"
+        );
+    }
+    Cell {
+        name: name.to_owned(),
+        outcome,
+        injected,
+        took: started.elapsed(),
+    }
+}
+
+/// The cells every function gets: each fault kind over all its calls, and
+/// the response-lost kinds aimed at the first of `mutating` (the calls that
+/// change the world, where a retry after success matters).
+fn cells(mutating: &[&str]) -> Vec<(String, Vec<Value>)> {
+    let mut all = vec![
+        (
+            "throttle every 2nd".to_owned(),
+            vec![Fault::Throttle.rule(2, None, Some(12))],
+        ),
+        (
+            "http503 every 2nd".to_owned(),
+            vec![Fault::Http503.rule(2, None, Some(12))],
+        ),
+        (
+            "latency every 2nd".to_owned(),
+            vec![Fault::Latency.rule(2, None, Some(6))],
+        ),
+        (
+            "hang_before every 3rd".to_owned(),
+            vec![Fault::HangBefore.rule(3, None, Some(2))],
+        ),
+        (
+            "hang_after every 3rd".to_owned(),
+            vec![Fault::HangAfter.rule(3, None, Some(2))],
+        ),
+        (
+            "drop_before every 2nd".to_owned(),
+            vec![Fault::DropBefore.rule(2, None, Some(12))],
+        ),
+        (
+            "drop_after every 2nd".to_owned(),
+            vec![Fault::DropAfter.rule(2, None, Some(12))],
+        ),
+    ];
+    for op in mutating {
+        for fault in [Fault::DropAfter, Fault::HangAfter] {
+            all.push((
+                format!("{} first {op}", fault.name()),
+                vec![fault.rule(1, Some(&[op]), Some(1))],
+            ));
+        }
+    }
+    all
+}
+
+/// Replaces every id of `ids` in `text` by its label: worlds of two runs
+/// compare equal when they differ only in the ids AWS gave out.
+fn relabel(text: &str, ids: &BTreeMap<String, String>) -> String {
+    ids.iter()
+        .fold(text.to_owned(), |t, (id, label)| t.replace(id.as_str(), label))
+}
+
+fn rfc3339(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A topic with an SQS queue subscribed (raw delivery): the queue's depth
+/// counts the notifications a run published.
+async fn inbox(sdk: &aws_config::SdkConfig) -> (String, String) {
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let topic = sns
+        .create_topic()
+        .name(format!("ninelives-{}", unique()))
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn()
+        .expect("an ARN")
+        .to_owned();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("inbox-{}", unique()))
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("a URL")
+        .to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .expect("attributes")[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("Subscribe");
+    (topic, queue)
+}
+
+/// Messages waiting in `queue`.
+async fn depth(sdk: &aws_config::SdkConfig, queue: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = aws_sdk_sqs::Client::new(sdk)
+        .get_queue_attributes()
+        .queue_url(queue)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    out.attributes()
+        .and_then(|a| a.get(&A::ApproximateNumberOfMessages))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every snapshot of the region as `volume label -> sorted tags`, ids
+/// relabelled and the per-call set token left out (random by design).
+async fn snapshot_world(ec2: &Ec2, ids: &BTreeMap<String, String>) -> Vec<String> {
+    let mut world: Vec<String> = ec2
+        .snapshots()
+        .await
+        .iter()
+        .map(|s| {
+            let mut t: Vec<String> = s
+                .tags()
+                .iter()
+                .filter(|t| t.key() != Some(tags::SET) && t.key() != Some(tags::RUN))
+                .map(|t| {
+                    format!(
+                        "{}={}",
+                        t.key().unwrap_or_default(),
+                        t.value().unwrap_or_default()
+                    )
+                })
+                .collect();
+            t.sort();
+            relabel(
+                &format!(
+                    "{} [{}] {} | {}",
+                    s.volume_id().unwrap_or_default(),
+                    s.state().map(|s| s.as_str()).unwrap_or_default(),
+                    s.description().unwrap_or_default(),
+                    t.join(", ")
+                ),
+                ids,
+            )
+        })
+        .collect();
+    world.sort();
+    world
+}
+
+// --- snapshot-volumes ----------------------------------------------------------
+
+/// Two instances; a cluster of two volumes on one (a CreateSnapshots set),
+/// another cluster's volume on it, a detached volume (CreateSnapshot), a
+/// volume of the cluster on the other instance; notifications to a queue.
+async fn snapshot_cell(proxy: &FaultProxy, time: &str, name: &str, rules: &[Value]) -> (Vec<String>, Cell) {
+    const REGION: &str = "ap-south-2";
+    let sdk = fresh(REGION).await;
+    let ec2 = Ec2::new(&sdk);
+    let (topic, queue) = inbox(&sdk).await;
+    let db = "db.faults.example.com";
+    let kate = "kate.faults.example.com";
+    let a = ec2.instance().await;
+    let b = ec2.instance().await;
+    let mut ids = BTreeMap::new();
+    ids.insert(a.id.clone(), "i-A".to_owned());
+    ids.insert(b.id.clone(), "i-B".to_owned());
+    for (label, tags, attach) in [
+        (
+            "vol-main",
+            vec![(tags::CLUSTER, db), (tags::NAME, "main")],
+            Some((&a, "/dev/sdf")),
+        ),
+        (
+            "vol-ts1",
+            vec![(tags::CLUSTER, db), (tags::NAME, "ts1")],
+            Some((&a, "/dev/sdg")),
+        ),
+        (
+            "vol-cache",
+            vec![(tags::CLUSTER, kate), (tags::NAME, "data")],
+            Some((&a, "/dev/sdi")),
+        ),
+        (
+            "vol-replica",
+            vec![(tags::CLUSTER, db), (tags::NAME, "main")],
+            Some((&b, "/dev/sdf")),
+        ),
+        (
+            "vol-spare",
+            vec![(tags::CLUSTER, db), (tags::NAME, "spare")],
+            None,
+        ),
+    ] {
+        let id = ec2.volume(&a.az, &tags, attach).await;
+        ids.insert(id, label.to_owned());
+    }
+    let faulted = proxy.sdk(REGION).await;
+    let config = snapshot_volumes::Config::from_env(&env(&[("NOTIFY_TOPIC_ARN", &topic)])).expect("config");
+    let handler = snapshot_volumes::SnapshotVolumes::new(config, &faulted);
+    let e = event(json!({"tier": "daily", "time": time}), secs(120));
+    let cell = run(proxy, REGION, name, rules, || handler.handle(e.clone())).await;
+    let mut world = snapshot_world(&ec2, &ids).await;
+    world.push(format!("notifications: {}", depth(&sdk, &queue).await));
+    (world, cell)
+}
+
+#[tokio::test]
+async fn snapshot_volumes_under_faults() {
+    let proxy = FaultProxy::start(17700);
+    let time = rfc3339(Utc::now());
+    let (baseline, cell) = snapshot_cell(&proxy, &time, "no faults", &[]).await;
+    cell.print("snapshot-volumes");
+    assert_eq!(
+        baseline.iter().filter(|s| s.starts_with("vol-")).count(),
+        5,
+        "{baseline:#?}"
+    );
+    let mut failures = Vec::new();
+    for (name, rules) in cells(&["CreateSnapshots", "CreateSnapshot", "CreateTags", "Publish"]) {
+        let (world, cell) = snapshot_cell(&proxy, &time, &name, &rules).await;
+        cell.print("snapshot-volumes");
+        if world != baseline {
+            failures.push(format!("{name}: {world:#?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "baseline {baseline:#?}\ndiffers under: {failures:#?}"
+    );
+}
+
+// --- purge-snapshots -------------------------------------------------------------
+
+/// One volume's managed snapshots: six expired, the newest (expired too, kept
+/// as the last one), two unexpired, and an expired one an AMI uses.
+async fn purge_cell(proxy: &FaultProxy, name: &str, rules: &[Value]) -> (Vec<String>, Cell) {
+    const REGION: &str = "ap-southeast-4";
+    let sdk = fresh(REGION).await;
+    let ec2 = Ec2::new(&sdk);
+    let cluster = "purge.faults.example.com";
+    let a = ec2.instance().await;
+    let vol = ec2
+        .volume(&a.az, &[(tags::CLUSTER, cluster), (tags::NAME, "main")], None)
+        .await;
+    let past = rfc3339(Utc::now() - chrono::Duration::days(1));
+    let future = rfc3339(Utc::now() + chrono::Duration::days(1));
+    let mut ids = BTreeMap::new();
+    ids.insert(vol.clone(), "vol-main".to_owned());
+    let snap = |label: String, expires: String| {
+        let ec2 = &ec2;
+        let vol = vol.clone();
+        async move {
+            let tags = [
+                (tags::MANAGED_BY, "ninelives"),
+                (tags::CLUSTER, cluster),
+                (tags::NAME, "main"),
+                (tags::EXPIRES_AT, expires.as_str()),
+                ("label", label.as_str()),
+            ];
+            ec2.snapshot(&vol, &tags).await
+        }
+    };
+    for n in 0..6 {
+        snap(format!("expired-{n}"), past.clone()).await;
+    }
+    let in_ami = snap("expired-in-ami".into(), past.clone()).await;
+    ec2.image_of(&in_ami).await;
+    for n in 0..2 {
+        snap(format!("unexpired-{n}"), future.clone()).await;
+    }
+    // Start times have whole seconds: make the newest unambiguous.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    snap("newest".into(), past.clone()).await;
+
+    let faulted = proxy.sdk(REGION).await;
+    let config = purge_snapshots::Config::from_env(&env(&[
+        ("PURGE_DELETES_PER_SECOND", "0"),
+        ("PURGE_CONCURRENCY", "4"),
+    ]))
+    .expect("config");
+    let handler = purge_snapshots::PurgeSnapshots::new(config, &faulted);
+    let e = event(json!({}), secs(120));
+    let cell = run(proxy, REGION, name, rules, || handler.handle(e.clone())).await;
+    let mut world: Vec<String> = ec2
+        .snapshots()
+        .await
+        .iter()
+        .map(|s| {
+            let label = ninelives_tests::tag(s, "label").unwrap_or("?");
+            relabel(&format!("{label} of {}", s.volume_id().unwrap_or_default()), &ids)
+        })
+        .collect();
+    world.sort();
+    (world, cell)
+}
+
+#[tokio::test]
+async fn purge_snapshots_under_faults() {
+    let proxy = FaultProxy::start(17701);
+    let (baseline, cell) = purge_cell(&proxy, "no faults", &[]).await;
+    cell.print("purge-snapshots");
+    assert_eq!(
+        baseline,
+        [
+            "expired-in-ami of vol-main",
+            "newest of vol-main",
+            "unexpired-0 of vol-main",
+            "unexpired-1 of vol-main"
+        ],
+        "the fault-free purge keeps exactly these"
+    );
+    let mut failures = Vec::new();
+    for (name, rules) in cells(&["DeleteSnapshot"]) {
+        let (world, cell) = purge_cell(&proxy, &name, &rules).await;
+        cell.print("purge-snapshots");
+        if world != baseline {
+            failures.push(format!("{name}: {world:#?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "baseline {baseline:#?}\ndiffers under: {failures:#?}"
+    );
+}
+
+// --- lifecycle-hook ---------------------------------------------------------------
+
+/// A group of one PostgreSQL node with a backup of its data volume; the node
+/// is replaced and the replacement's launch event arrives: the volume is
+/// restored from the snapshot, attached, and the action completed.
+async fn lifecycle_cell(proxy: &FaultProxy, name: &str, rules: &[Value]) -> (Vec<String>, Cell) {
+    const REGION: &str = "ap-southeast-6";
+    let sdk = fresh(REGION).await;
+    let ec2 = Ec2::new(&sdk);
+    let cluster = "pg.faults.example.com".to_owned();
+    let group = Group::create(
+        &sdk,
+        REGION,
+        &[
+            (tags::CLUSTER, cluster.as_str()),
+            (tags::ROLE, "postgres"),
+            (tags::SIZE, "10"),
+        ],
+    )
+    .await;
+    let direct = lifecycle_hook::LifecycleHook::new(
+        lifecycle_hook::Config::from_env(&env(&[])).expect("config"),
+        &sdk,
+    );
+    let first = group.instances().await.remove(0);
+    direct
+        .handle(event(group.event("launch", &first), secs(60)))
+        .await
+        .expect("the first launch, without faults");
+    snapshot_volumes::SnapshotVolumes::new(
+        snapshot_volumes::Config::from_env(&env(&[])).expect("config"),
+        &sdk,
+    )
+    .handle(event(json!({"tier": "daily"}), secs(60)))
+    .await
+    .expect("a backup, without faults");
+    let backup = ec2.snapshots().await;
+    assert_eq!(backup.len(), 1, "one backup");
+    let backup = backup[0].snapshot_id().expect("an id").to_owned();
+    let second = group.replace(&first).await;
+
+    let faulted = proxy.sdk(REGION).await;
+    let handler = lifecycle_hook::LifecycleHook::new(
+        lifecycle_hook::Config::from_env(&env(&[])).expect("config"),
+        &faulted,
+    );
+    let launch = group.event("launch", &second);
+    let token = launch["detail"]["LifecycleActionToken"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let e = event(launch, secs(120));
+    let cell = run(proxy, REGION, name, rules, || handler.handle(e.clone())).await;
+
+    let mut ids = BTreeMap::new();
+    ids.insert(first.clone(), "i-first".to_owned());
+    ids.insert(second.clone(), "i-second".to_owned());
+    ids.insert(backup, "snap-backup".to_owned());
+    ids.insert(token, "token-second".to_owned());
+    let volumes = ec2
+        .client
+        .describe_volumes()
+        .filters(Filter::builder().name("tag-key").values(tags::CLUSTER).build())
+        .send()
+        .await
+        .expect("DescribeVolumes");
+    let mut world: Vec<String> = volumes
+        .volumes()
+        .iter()
+        .map(|v| {
+            let mut t: Vec<String> = v
+                .tags()
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}={}",
+                        t.key().unwrap_or_default(),
+                        t.value().unwrap_or_default()
+                    )
+                })
+                .collect();
+            t.sort();
+            let at: Vec<String> = v
+                .attachments()
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}:{}",
+                        a.instance_id().unwrap_or_default(),
+                        a.device().unwrap_or_default()
+                    )
+                })
+                .collect();
+            if let Some(id) = v.volume_id() {
+                let label = format!("vol-{}", ids.len());
+                ids.entry(id.to_owned()).or_insert(label);
+            }
+            format!(
+                "volume from {} size {} attached {:?} | {}",
+                v.snapshot_id().unwrap_or("-"),
+                v.size().unwrap_or_default(),
+                at,
+                t.join(", ")
+            )
+        })
+        .collect();
+    let mut done: Vec<String> = completions(REGION, &group.name)
+        .into_iter()
+        .filter(|(instance, _, _)| *instance == second)
+        .map(|(i, t, r)| format!("completed {i} {t} {r}"))
+        .collect();
+    world.append(&mut done);
+    let mut world: Vec<String> = world.iter().map(|w| relabel(w, &ids)).collect();
+    world.sort();
+    (world, cell)
+}
+
+#[tokio::test]
+async fn lifecycle_hook_under_faults() {
+    let proxy = FaultProxy::start(17702);
+    let (baseline, cell) = lifecycle_cell(&proxy, "no faults", &[]).await;
+    cell.print("lifecycle-hook");
+    assert!(
+        baseline
+            .iter()
+            .any(|w| w.contains("completed i-second token-second CONTINUE")),
+        "{baseline:#?}"
+    );
+    assert!(
+        baseline
+            .iter()
+            .any(|w| w.starts_with("volume from snap-backup") && w.contains("i-second:/dev/sdf")),
+        "{baseline:#?}"
+    );
+    let mut failures = Vec::new();
+    for (name, rules) in cells(&["CreateVolume", "AttachVolume", "CompleteLifecycleAction"]) {
+        let (world, cell) = lifecycle_cell(&proxy, &name, &rules).await;
+        cell.print("lifecycle-hook");
+        if world != baseline {
+            failures.push(format!("{name}: {world:#?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "baseline {baseline:#?}\ndiffers under: {failures:#?}"
+    );
+}
