@@ -114,12 +114,12 @@ fn cells(mutating: &[&str]) -> Vec<(String, Vec<Value>)> {
             vec![Fault::Latency.rule(2, None, Some(6))],
         ),
         (
-            "hang_before every 3rd".to_owned(),
-            vec![Fault::HangBefore.rule(3, None, Some(2))],
+            "hang_before every 2nd (2 at most)".to_owned(),
+            vec![Fault::HangBefore.rule(2, None, Some(2))],
         ),
         (
-            "hang_after every 3rd".to_owned(),
-            vec![Fault::HangAfter.rule(3, None, Some(2))],
+            "hang_after every 2nd (2 at most)".to_owned(),
+            vec![Fault::HangAfter.rule(2, None, Some(2))],
         ),
         (
             "drop_before every 2nd".to_owned(),
@@ -321,7 +321,20 @@ async fn snapshot_volumes_under_faults() {
     for (name, rules) in cells(&["CreateSnapshots", "CreateSnapshot", "CreateTags", "Publish"]) {
         let (world, cell) = snapshot_cell(&proxy, &time, &name, &rules).await;
         cell.print("snapshot-volumes");
-        if world != baseline {
+        // Known gap: SNS Publish has no idempotency token, so a publish
+        // whose response was lost is sent again by the SDK's retry: the
+        // subscriber gets the summary twice. Asserted, so that a change
+        // (either way) is noticed.
+        let expected: Vec<String> = if name.ends_with(" Publish") {
+            println!("GAP snapshot-volumes | {name} | the notification is delivered twice");
+            baseline
+                .iter()
+                .map(|w| if w == "notifications: 1" { "notifications: 2".to_owned() } else { w.clone() })
+                .collect()
+        } else {
+            baseline.clone()
+        };
+        if world != expected {
             failures.push(format!("{name}: {world:#?}"));
         }
     }
@@ -571,4 +584,187 @@ async fn lifecycle_hook_under_faults() {
         failures.is_empty(),
         "baseline {baseline:#?}\ndiffers under: {failures:#?}"
     );
+}
+
+// --- publish-metrics --------------------------------------------------------------
+
+/// A Redis head (a real redis-server) and a tagged node that is not
+/// running: the run publishes NodeUp 1 and 0, IsMaster, HeadUp.
+async fn metrics_cell(
+    proxy: &FaultProxy,
+    head: &ninelives_tests::redis::RedisServer,
+    name: &str,
+    rules: &[Value],
+) -> (Vec<String>, Cell) {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    const REGION: &str = "ap-east-2";
+    let sdk = fresh(REGION).await;
+    // CloudWatch keeps data between cells: a cluster of the cell's own.
+    let cluster = format!("chain-{}.faults.example.com", unique());
+    let head_id = ninelives_tests::redis::redis_instance(&sdk, &cluster, &head.endpoint().to_string()).await;
+    let dead_id = ninelives_tests::redis::redis_instance(&sdk, &cluster, "127.0.14.4:17729").await;
+    let faulted = proxy.sdk(REGION).await;
+    let config = publish_metrics::Config::from_env(&env(&[
+        ("REDIS_COMMAND_TIMEOUT_MS", "1000"),
+        ("NODE_TIMEOUT_MS", "2000"),
+    ]))
+    .expect("config");
+    let handler = publish_metrics::PublishMetrics::new(config, &faulted);
+    let e = event(json!({}), secs(120));
+    let cell = run(proxy, REGION, name, rules, || handler.handle(e.clone())).await;
+    let at = Utc::now().timestamp();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    let mut world = Vec::new();
+    for (metric, node) in [
+        ("NodeUp", Some(&head_id)),
+        ("NodeUp", Some(&dead_id)),
+        ("IsMaster", Some(&head_id)),
+        ("HeadUp", None),
+    ] {
+        let mut req = cloudwatch
+            .get_metric_statistics()
+            .namespace("NineLives/Redis")
+            .metric_name(metric)
+            .start_time(DateTime::from_secs(at - 300))
+            .end_time(DateTime::from_secs(at + 120))
+            .period(60)
+            .statistics(Statistic::Minimum)
+            .statistics(Statistic::Maximum)
+            .statistics(Statistic::SampleCount)
+            .dimensions(Dimension::builder().name("cluster").value(&cluster).build());
+        if let Some(node) = node {
+            req = req.dimensions(Dimension::builder().name("node").value(node).build());
+        }
+        let points = req.send().await.expect("GetMetricStatistics");
+        let (mut min, mut max, mut samples) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
+        for p in points.datapoints() {
+            min = min.min(p.minimum().unwrap_or(f64::NAN));
+            max = max.max(p.maximum().unwrap_or(f64::NAN));
+            samples += p.sample_count().unwrap_or(0.0);
+        }
+        let who = match node {
+            Some(n) if *n == head_id => "head",
+            Some(_) => "dead",
+            None => "cluster",
+        };
+        world.push(format!("{metric} of {who}: min {min} max {max} samples {samples}"));
+    }
+    (world, cell)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_metrics_under_faults() {
+    let proxy = FaultProxy::start(17703);
+    let head = ninelives_tests::redis::RedisServer::start("127.0.14.3", 17720, None);
+    let (baseline, cell) = metrics_cell(&proxy, &head, "no faults", &[]).await;
+    cell.print("publish-metrics");
+    assert_eq!(
+        baseline,
+        [
+            "NodeUp of head: min 1 max 1 samples 1",
+            "NodeUp of dead: min 0 max 0 samples 1",
+            "IsMaster of head: min 1 max 1 samples 1",
+            "HeadUp of cluster: min 1 max 1 samples 1",
+        ]
+    );
+    let mut failures = Vec::new();
+    for (name, rules) in cells(&["PutMetricData"]) {
+        let (world, cell) = metrics_cell(&proxy, &head, &name, &rules).await;
+        cell.print("publish-metrics");
+        // Known gap: PutMetricData has no idempotency token; a data point
+        // whose response was lost is sent again by the SDK's retry and
+        // counted twice (same value: minimum and maximum unchanged).
+        let lost = name.ends_with(" PutMetricData")
+            || (name.starts_with("drop_after") || name.starts_with("hang_after"))
+                && cell.injected.iter().any(|(op, _)| op == "PutMetricData");
+        let expected: Vec<String> = if lost {
+            println!("GAP publish-metrics | {name} | data points of the lost call are counted twice");
+            baseline.iter().map(|w| w.replace("samples 1", "samples 2")).collect()
+        } else {
+            baseline.clone()
+        };
+        if world != expected {
+            failures.push(format!("{name}: {world:#?}"));
+        }
+    }
+    assert!(failures.is_empty(), "baseline {baseline:#?}\ndiffers under: {failures:#?}");
+}
+
+// --- the proxy itself ---------------------------------------------------------------
+
+/// Each protocol's throttling answer is parsed by the SDK as that
+/// service's real throttling error; faults follow the region of the
+/// request; a request held before forwarding never reaches the local AWS,
+/// one dropped after forwarding did.
+#[tokio::test]
+async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    use aws_config::retry::RetryConfig;
+    let proxy = FaultProxy::start(17707);
+    let region = "us-east-1";
+    let direct = fresh(region).await;
+    let once = proxy
+        .sdk(region)
+        .await
+        .to_builder()
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .build();
+    proxy.set(region, &[Fault::Throttle.rule(1, None, None)]);
+    let ec2 = aws_sdk_ec2::Client::new(&once).describe_volumes().send().await;
+    assert_eq!(ec2.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("RequestLimitExceeded"));
+    let asg = aws_sdk_autoscaling::Client::new(&once).describe_auto_scaling_groups().send().await;
+    assert_eq!(asg.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("Throttling"));
+    let cw = aws_sdk_cloudwatch::Client::new(&once).list_metrics().send().await;
+    assert_eq!(cw.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("Throttling"));
+    let sns = aws_sdk_sns::Client::new(&once).list_topics().send().await;
+    assert_eq!(sns.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("Throttling"));
+    let sqs = aws_sdk_sqs::Client::new(&once).list_queues().send().await;
+    assert_eq!(sqs.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("ThrottlingException"));
+    let r53 = aws_sdk_route53::Client::new(&once).list_hosted_zones().send().await;
+    assert_eq!(r53.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("Throttling"));
+    let mut prior = Fault::Throttle.rule(1, None, None);
+    prior["code"] = json!("PriorRequestNotComplete");
+    proxy.set(region, &[prior]);
+    let r53 = aws_sdk_route53::Client::new(&once).list_hosted_zones().send().await;
+    assert_eq!(r53.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("PriorRequestNotComplete"));
+    assert_eq!(proxy.injected(region).len(), 1);
+
+    // The same throttles with production's retries: every other request
+    // is throttled (requests 2, 4, 6 of 7), and every call still succeeds.
+    proxy.set(region, &[Fault::Throttle.rule(2, None, None)]);
+    let retried = aws_sdk_ec2::Client::new(&proxy.sdk(region).await);
+    for _ in 0..4 {
+        retried.describe_volumes().send().await.expect("retried past the throttle");
+    }
+    assert_eq!(proxy.counts(region)["seen"], 7, "{}", proxy.counts(region));
+    assert_eq!(proxy.injected(region).len(), 3, "{}", proxy.counts(region));
+    // Another region's requests get none of this region's faults.
+    proxy.clear("ap-east-2");
+    let other = aws_sdk_ec2::Client::new(&once.to_builder().region(aws_config::Region::new("ap-east-2")).build());
+    other.describe_volumes().send().await.expect("no faults in ap-east-2");
+    assert_eq!(proxy.counts(region)["seen"], 7);
+
+    // Held before forwarding: the attempt times out and moto never sees
+    // the volume; dropped after forwarding: the volume exists.
+    let ec2 = aws_sdk_ec2::Client::new(&once);
+    let az = format!("{region}a");
+    proxy.set(region, &[Fault::HangBefore.rule(1, Some(&["CreateVolume"]), Some(1))]);
+    assert!(ec2.create_volume().availability_zone(&az).size(1).send().await.is_err());
+    tokio::time::sleep(faults::HOLD).await;
+    let volumes = || async {
+        aws_sdk_ec2::Client::new(&direct)
+            .describe_volumes()
+            .send()
+            .await
+            .expect("DescribeVolumes")
+            .volumes()
+            .len()
+    };
+    assert_eq!(volumes().await, 0, "a request held before forwarding reached the local AWS");
+    proxy.set(region, &[Fault::DropAfter.rule(1, Some(&["CreateVolume"]), Some(1))]);
+    assert!(ec2.create_volume().availability_zone(&az).size(1).send().await.is_err());
+    assert_eq!(volumes().await, 1, "moto made the volume whose response was dropped");
+    assert_eq!(proxy.injected(region), [("CreateVolume".to_owned(), "drop_after".to_owned())]);
+    proxy.clear(region);
 }

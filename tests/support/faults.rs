@@ -58,6 +58,7 @@ pub enum Fault {
 }
 
 impl Fault {
+    #[allow(dead_code)]
     pub const ALL: [Fault; 7] = [
         Fault::Throttle,
         Fault::Http503,
