@@ -69,6 +69,9 @@ where
     let injected = proxy.injected(region);
     let seen = proxy.counts(region);
     proxy.clear(region);
+    if std::env::var_os("FAULTS_DEBUG").is_some() {
+        println!("RESULT {name}: {first:#?}");
+    }
     let outcome = match first {
         Ok(_) => "ok".to_owned(),
         Err(e) => {
@@ -76,9 +79,13 @@ where
                 e.is_retryable(),
                 "{name}: the run failed with an error Lambda would not retry: {e}"
             );
-            invoke()
-                .await
-                .unwrap_or_else(|e| panic!("{name}: the redelivery without faults failed: {e}"));
+            // Lambda retries an asynchronous invocation twice.
+            let mut again = invoke().await;
+            if let Err(e) = &again {
+                assert!(e.is_retryable(), "{name}: the redelivery failed for good: {e}");
+                again = invoke().await;
+            }
+            again.unwrap_or_else(|e| panic!("{name}: the redeliveries without faults failed: {e}"));
             format!("failed retryably ({e}), redelivery ok")
         }
     };
@@ -767,4 +774,154 @@ async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
     assert_eq!(volumes().await, 1, "moto made the volume whose response was dropped");
     assert_eq!(proxy.injected(region), [("CreateVolume".to_owned(), "drop_after".to_owned())]);
     proxy.clear(region);
+}
+
+// --- redis-failover -----------------------------------------------------------------
+
+/// Every Route 53 record of `zone` but its NS and SOA, as `name type
+/// values`, the zone's domain relabelled.
+async fn records(sdk: &aws_config::SdkConfig, zone: &str, domain: &str) -> Vec<String> {
+    let out = aws_sdk_route53::Client::new(sdk)
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("ListResourceRecordSets");
+    let mut found: Vec<String> = out
+        .resource_record_sets()
+        .iter()
+        .filter(|r| !matches!(r.r#type().as_str(), "NS" | "SOA"))
+        .map(|r| {
+            let values: Vec<&str> = r.resource_records().iter().map(|v| v.value()).collect();
+            format!(
+                "record {} {} ttl {:?} weight {:?} id {:?} = {}",
+                r.name().replace(domain, "D"),
+                r.r#type().as_str(),
+                r.ttl(),
+                r.weight(),
+                r.set_identifier(),
+                values.join(",")
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// A chain of three real redis-server nodes whose records exist; the head
+/// dies after acknowledged writes; the faulted run promotes the next node,
+/// moves the records and keeps the chain.
+///
+/// When the world then differs from `expected`, the next scheduled health
+/// check (the same handler, faults cleared) runs once more; the answer says
+/// whether it had to, and the world is read again after it.
+async fn redis_cell(
+    proxy: &FaultProxy,
+    name: &str,
+    rules: &[Value],
+    expected: Option<&[String]>,
+) -> (Vec<String>, Cell, bool) {
+    use ninelives_tests::redis::{RedisServer, redis_instance};
+    use shared::chain::model::ReplicationRole;
+    const REGION: &str = "us-east-1";
+    const HOSTS: [&str; 3] = ["127.0.14.2", "127.0.14.3", "127.0.14.4"];
+    const PORT: u16 = 17730;
+    let sdk = ninelives_tests::sdk(REGION).await;
+    let domain = format!("z{}.test", unique());
+    let zone = ninelives_tests::hosted_zone(&sdk, &domain).await;
+    let cluster = format!("kate.{domain}");
+    let mut servers = Vec::new();
+    let mut ids = BTreeMap::new();
+    for (i, host) in HOSTS.iter().enumerate() {
+        servers.push(RedisServer::start(host, PORT, None));
+        let id = redis_instance(&sdk, &cluster, &format!("{host}:{PORT}")).await;
+        ids.insert(id, format!("i-{i}"));
+    }
+    for i in 1..3 {
+        servers[i].cmd(&["REPLICAOF", HOSTS[i - 1], &PORT.to_string()]);
+        servers[i].wait_for("link up", secs(10), |r| {
+            matches!(r.role, ReplicationRole::Replica { link_up: true, .. })
+        });
+    }
+    let settings = env(&[("HOSTED_ZONE_ID", zone.as_str()), ("REDIS_COMMAND_TIMEOUT_MS", "1000")]);
+    let config = redis_failover::Config::from_env(&settings).expect("config");
+    let payload = json!({ "cluster": cluster });
+    redis_failover::RedisFailover::new(config.clone(), &sdk)
+        .handle(event(payload.clone(), secs(60)))
+        .await
+        .expect("the records, without faults");
+    let client = redis::Client::open((HOSTS[0], PORT)).expect("client");
+    let mut conn = client.get_connection_with_timeout(secs(5)).expect("connection");
+    redis::cmd("SET").arg("acked").arg("yes").exec(&mut conn).expect("SET");
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut conn).expect("WAIT");
+    assert!(acked >= 1, "no replica acknowledged the write");
+    servers[0].kill();
+
+    let faulted = proxy.sdk(REGION).await;
+    let handler = redis_failover::RedisFailover::new(config, &faulted);
+    let e = event(payload, secs(120));
+    let cell = run(proxy, REGION, name, rules, || handler.handle(e.clone())).await;
+
+    let world = || async {
+        let mut world = records(&sdk, &zone, &domain).await;
+        servers[2].wait_for("replica of node 1", secs(15), |r| {
+            matches!(&r.role, ReplicationRole::Replica { master_host, link_up: true, .. } if master_host == HOSTS[1])
+        });
+        let role = servers[1].info_replication();
+        world.push(format!("node 1 is master: {}", role.is_master()));
+        if !role.is_master() {
+            world.push(format!("node 1: {:?}", role.role));
+        }
+        world.push(format!("acked write on node 1: {:?}", servers[1].cmd(&["GET", "acked"])));
+        world.push(format!("acked write on node 2: {:?}", servers[2].cmd(&["GET", "acked"])));
+        world
+    };
+    let first = world().await;
+    match expected {
+        Some(expected) if first != expected => {
+            handler
+                .handle(event(json!({ "cluster": cluster }), secs(120)))
+                .await
+                .expect("the next health check, without faults");
+            (world().await, cell, true)
+        }
+        _ => (first, cell, false),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_failover_under_faults() {
+    let proxy = FaultProxy::start(17704);
+    let (baseline, cell, _) = redis_cell(&proxy, "no faults", &[], None).await;
+    cell.print("redis-failover");
+    assert!(
+        baseline.iter().any(|w| w.starts_with("record kate.D. A") && w.ends_with("= 127.0.14.3")),
+        "{baseline:#?}"
+    );
+    assert!(baseline.contains(&"node 1 is master: true".to_owned()), "{baseline:#?}");
+    let mut failures = Vec::new();
+    for (name, rules) in cells(&["ChangeResourceRecordSets"]) {
+        let (world, cell, next_run) = redis_cell(&proxy, &name, &rules, Some(&baseline)).await;
+        cell.print("redis-failover");
+        // Known gap: the head record is moved with a compare-and-swap batch
+        // (DELETE what was read, CREATE the new head) before the promotion,
+        // so that of two concurrent runs one promotes. When the batch's
+        // response is lost, the SDK's retry of it fails (the record already
+        // moved), the run takes its own change for another run's and stops:
+        // the record points at a node still replicating the dead head until
+        // the next health check promotes it. Asserted: only the lost-response
+        // cells of ChangeResourceRecordSets may need the next run, and that
+        // run must reach the fault-free state.
+        let lost_change = cell
+            .injected
+            .iter()
+            .any(|(op, kind)| op == "ChangeResourceRecordSets" && (kind == "drop_after" || kind == "hang_after"));
+        if next_run {
+            println!("GAP redis-failover | {name} | no promotion until the next health check (own CAS change taken for another run's)");
+        }
+        if world != baseline || (next_run && !lost_change) {
+            failures.push(format!("{name} (next run needed: {next_run}): {world:#?}"));
+        }
+    }
+    assert!(failures.is_empty(), "baseline {baseline:#?}\ndiffers under: {failures:#?}");
 }
