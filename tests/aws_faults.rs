@@ -925,3 +925,94 @@ async fn redis_failover_under_faults() {
     }
     assert!(failures.is_empty(), "baseline {baseline:#?}\ndiffers under: {failures:#?}");
 }
+
+// --- mongo-endpoint -----------------------------------------------------------------
+
+/// A replica set (the MongoDB wire-protocol peer: two data members and an
+/// arbiter) whose record points at its primary; an election moves the
+/// primary and the faulted run must move the record. As for redis-failover,
+/// a world that differs gets the next scheduled run (faults cleared).
+async fn mongo_cell(
+    proxy: &FaultProxy,
+    name: &str,
+    rules: &[Value],
+    expected: Option<&[String]>,
+) -> (Vec<String>, Cell, bool) {
+    use ninelives_tests::mongo::{MongoPeer, arbiter, data, mongo_instance};
+    const REGION: &str = "us-east-1";
+    let sdk = ninelives_tests::sdk(REGION).await;
+    let domain = format!("z{}.test", unique());
+    let zone = ninelives_tests::hosted_zone(&sdk, &domain).await;
+    let set = format!("kate.{domain}");
+    let peer = MongoPeer::start(
+        &set,
+        &[data("127.0.14.5"), data("127.0.14.6"), arbiter("127.0.14.7")],
+        &[],
+        None,
+    )
+    .await;
+    for (i, member) in peer.members.iter().enumerate() {
+        mongo_instance(&sdk, i == 2, &set, member).await;
+    }
+    let settings = env(&[("HOSTED_ZONE_ID", zone.as_str()), ("MONGODB_CONNECT_TIMEOUT_MS", "500")]);
+    let config = mongo_endpoint::Config::from_env(&settings).expect("config");
+    let payload = json!({ "cluster": set });
+    mongo_endpoint::MongoEndpoint::new(config.clone(), &sdk)
+        .handle(event(payload.clone(), secs(60)))
+        .await
+        .expect("the record, without faults");
+    peer.set_primary(Some(&peer.members[1])).await;
+
+    let faulted = proxy.sdk(REGION).await;
+    let handler = mongo_endpoint::MongoEndpoint::new(config, &faulted);
+    let e = event(payload.clone(), secs(120));
+    let cell = run(proxy, REGION, name, rules, || handler.handle(e.clone())).await;
+    let member = |m: &str| m.replace(&peer.members[0], "member-0").replace(&peer.members[1], "member-1");
+    let world = || async {
+        let mut w: Vec<String> = records(&sdk, &zone, &domain).await.iter().map(|r| member(r)).collect();
+        w.push(format!("replSetReconfig calls: {}", peer.count("replSetReconfig").await));
+        w
+    };
+    let first = world().await;
+    match expected {
+        Some(expected) if first != expected => {
+            handler
+                .handle(event(payload, secs(120)))
+                .await
+                .expect("the next scheduled run, without faults");
+            (world().await, cell, true)
+        }
+        _ => (first, cell, false),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_endpoint_under_faults() {
+    let proxy = FaultProxy::start(17705);
+    let (baseline, cell, _) = mongo_cell(&proxy, "no faults", &[], None).await;
+    cell.print("mongo-endpoint");
+    assert!(
+        baseline.iter().any(|w| w.starts_with("record kate.D. A") && w.ends_with("= 127.0.14.6")),
+        "{baseline:#?}"
+    );
+    let mut failures = Vec::new();
+    for (name, rules) in cells(&["ChangeResourceRecordSets"]) {
+        let (world, cell, next_run) = mongo_cell(&proxy, &name, &rules, Some(&baseline)).await;
+        cell.print("mongo-endpoint");
+        // Known gap, as for redis-failover: a lost response to the record's
+        // compare-and-swap batch; here the record did move (it is the whole
+        // of the work), so only the report is wrong, and the next run finds
+        // the record right. Asserted the same way.
+        let lost_change = cell
+            .injected
+            .iter()
+            .any(|(op, kind)| op == "ChangeResourceRecordSets" && (kind == "drop_after" || kind == "hang_after"));
+        if next_run {
+            println!("GAP mongo-endpoint | {name} | needed the next scheduled run");
+        }
+        if world != baseline || (next_run && !lost_change) {
+            failures.push(format!("{name} (next run needed: {next_run}): {world:#?}"));
+        }
+    }
+    assert!(failures.is_empty(), "baseline {baseline:#?}\ndiffers under: {failures:#?}");
+}
