@@ -36,6 +36,8 @@ struct Cell {
     outcome: String,
     injected: Vec<(String, String)>,
     took: Duration,
+    /// What the last (successful) invocation answered.
+    result: Value,
 }
 
 impl Cell {
@@ -72,8 +74,8 @@ where
     if std::env::var_os("FAULTS_DEBUG").is_some() {
         println!("RESULT {name}: {first:#?}");
     }
-    let outcome = match first {
-        Ok(_) => "ok".to_owned(),
+    let (outcome, result) = match first {
+        Ok(v) => ("ok".to_owned(), v),
         Err(e) => {
             assert!(
                 e.is_retryable(),
@@ -85,8 +87,9 @@ where
                 assert!(e.is_retryable(), "{name}: the redelivery failed for good: {e}");
                 again = invoke().await;
             }
-            again.unwrap_or_else(|e| panic!("{name}: the redeliveries without faults failed: {e}"));
-            format!("failed retryably ({e}), redelivery ok")
+            let result =
+                again.unwrap_or_else(|e| panic!("{name}: the redeliveries without faults failed: {e}"));
+            (format!("failed retryably ({e}), redelivery ok"), result)
         }
     };
     if !rules.is_empty() {
@@ -100,6 +103,7 @@ where
         outcome,
         injected,
         took: started.elapsed(),
+        result,
     }
 }
 
@@ -107,36 +111,21 @@ where
 /// the response-lost kinds aimed at the first of `mutating` (the calls that
 /// change the world, where a retry after success matters).
 fn cells(mutating: &[&str]) -> Vec<(String, Vec<Value>)> {
-    let mut all = vec![
-        (
-            "throttle every 2nd".to_owned(),
-            vec![Fault::Throttle.rule(2, None, Some(12))],
-        ),
-        (
-            "http503 every 2nd".to_owned(),
-            vec![Fault::Http503.rule(2, None, Some(12))],
-        ),
-        (
-            "latency every 2nd".to_owned(),
-            vec![Fault::Latency.rule(2, None, Some(6))],
-        ),
-        (
-            "hang_before every 2nd (2 at most)".to_owned(),
-            vec![Fault::HangBefore.rule(2, None, Some(2))],
-        ),
-        (
-            "hang_after every 2nd (2 at most)".to_owned(),
-            vec![Fault::HangAfter.rule(2, None, Some(2))],
-        ),
-        (
-            "drop_before every 2nd".to_owned(),
-            vec![Fault::DropBefore.rule(2, None, Some(12))],
-        ),
-        (
-            "drop_after every 2nd".to_owned(),
-            vec![Fault::DropAfter.rule(2, None, Some(12))],
-        ),
-    ];
+    let mut all = Vec::new();
+    for (fault, max) in [
+        (Fault::Throttle, 12),
+        (Fault::Http503, 12),
+        (Fault::Latency, 6),
+        (Fault::HangBefore, 2),
+        (Fault::HangAfter, 2),
+        (Fault::DropBefore, 12),
+        (Fault::DropAfter, 12),
+    ] {
+        all.push((
+            format!("{} every 2nd ({max} at most)", fault.name()),
+            vec![fault.rule(2, None, Some(max))],
+        ));
+    }
     for op in mutating {
         for fault in [Fault::DropAfter, Fault::HangAfter] {
             all.push((
@@ -146,6 +135,25 @@ fn cells(mutating: &[&str]) -> Vec<(String, Vec<Value>)> {
         }
     }
     all
+}
+
+/// For a function that makes a single AWS call: each fault kind on its
+/// first `n` attempts (fewer than the SDK's 6, so the call gets through).
+fn cells_first(n: u32) -> Vec<(String, Vec<Value>)> {
+    Fault::ALL
+        .iter()
+        .map(|fault| {
+            let n = if matches!(fault, Fault::HangBefore | Fault::HangAfter) {
+                1
+            } else {
+                n
+            };
+            (
+                format!("{} first {n} attempts", fault.name()),
+                vec![fault.rule(1, None, Some(n))],
+            )
+        })
+        .collect()
 }
 
 /// Replaces every id of `ids` in `text` by its label: worlds of two runs
@@ -336,7 +344,13 @@ async fn snapshot_volumes_under_faults() {
             println!("GAP snapshot-volumes | {name} | the notification is delivered twice");
             baseline
                 .iter()
-                .map(|w| if w == "notifications: 1" { "notifications: 2".to_owned() } else { w.clone() })
+                .map(|w| {
+                    if w == "notifications: 1" {
+                        "notifications: 2".to_owned()
+                    } else {
+                        w.clone()
+                    }
+                })
                 .collect()
         } else {
             baseline.clone()
@@ -655,7 +669,9 @@ async fn metrics_cell(
             Some(_) => "dead",
             None => "cluster",
         };
-        world.push(format!("{metric} of {who}: min {min} max {max} samples {samples}"));
+        world.push(format!(
+            "{metric} of {who}: min {min} max {max} samples {samples}"
+        ));
     }
     (world, cell)
 }
@@ -687,7 +703,10 @@ async fn publish_metrics_under_faults() {
                 && cell.injected.iter().any(|(op, _)| op == "PutMetricData");
         let expected: Vec<String> = if lost {
             println!("GAP publish-metrics | {name} | data points of the lost call are counted twice");
-            baseline.iter().map(|w| w.replace("samples 1", "samples 2")).collect()
+            baseline
+                .iter()
+                .map(|w| w.replace("samples 1", "samples 2"))
+                .collect()
         } else {
             baseline.clone()
         };
@@ -695,7 +714,10 @@ async fn publish_metrics_under_faults() {
             failures.push(format!("{name}: {world:#?}"));
         }
     }
-    assert!(failures.is_empty(), "baseline {baseline:#?}\ndiffers under: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "baseline {baseline:#?}\ndiffers under: {failures:#?}"
+    );
 }
 
 // --- the proxy itself ---------------------------------------------------------------
@@ -706,8 +728,8 @@ async fn publish_metrics_under_faults() {
 /// one dropped after forwarding did.
 #[tokio::test]
 async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
-    use aws_sdk_ec2::error::ProvideErrorMetadata;
     use aws_config::retry::RetryConfig;
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
     let proxy = FaultProxy::start(17707);
     let region = "us-east-1";
     let direct = fresh(region).await;
@@ -719,22 +741,52 @@ async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
         .build();
     proxy.set(region, &[Fault::Throttle.rule(1, None, None)]);
     let ec2 = aws_sdk_ec2::Client::new(&once).describe_volumes().send().await;
-    assert_eq!(ec2.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("RequestLimitExceeded"));
-    let asg = aws_sdk_autoscaling::Client::new(&once).describe_auto_scaling_groups().send().await;
-    assert_eq!(asg.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("Throttling"));
+    assert_eq!(
+        ec2.err().and_then(|e| e.code().map(str::to_owned)).as_deref(),
+        Some("RequestLimitExceeded")
+    );
+    let asg = aws_sdk_autoscaling::Client::new(&once)
+        .describe_auto_scaling_groups()
+        .send()
+        .await;
+    assert_eq!(
+        asg.err().and_then(|e| e.code().map(str::to_owned)).as_deref(),
+        Some("Throttling")
+    );
     let cw = aws_sdk_cloudwatch::Client::new(&once).list_metrics().send().await;
-    assert_eq!(cw.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("Throttling"));
+    assert_eq!(
+        cw.err().and_then(|e| e.code().map(str::to_owned)).as_deref(),
+        Some("Throttling")
+    );
     let sns = aws_sdk_sns::Client::new(&once).list_topics().send().await;
-    assert_eq!(sns.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("Throttling"));
+    assert_eq!(
+        sns.err().and_then(|e| e.code().map(str::to_owned)).as_deref(),
+        Some("Throttling")
+    );
     let sqs = aws_sdk_sqs::Client::new(&once).list_queues().send().await;
-    assert_eq!(sqs.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("ThrottlingException"));
-    let r53 = aws_sdk_route53::Client::new(&once).list_hosted_zones().send().await;
-    assert_eq!(r53.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("Throttling"));
+    assert_eq!(
+        sqs.err().and_then(|e| e.code().map(str::to_owned)).as_deref(),
+        Some("ThrottlingException")
+    );
+    let r53 = aws_sdk_route53::Client::new(&once)
+        .list_hosted_zones()
+        .send()
+        .await;
+    assert_eq!(
+        r53.err().and_then(|e| e.code().map(str::to_owned)).as_deref(),
+        Some("Throttling")
+    );
     let mut prior = Fault::Throttle.rule(1, None, None);
     prior["code"] = json!("PriorRequestNotComplete");
     proxy.set(region, &[prior]);
-    let r53 = aws_sdk_route53::Client::new(&once).list_hosted_zones().send().await;
-    assert_eq!(r53.err().and_then(|e| e.code().map(str::to_owned)).as_deref(), Some("PriorRequestNotComplete"));
+    let r53 = aws_sdk_route53::Client::new(&once)
+        .list_hosted_zones()
+        .send()
+        .await;
+    assert_eq!(
+        r53.err().and_then(|e| e.code().map(str::to_owned)).as_deref(),
+        Some("PriorRequestNotComplete")
+    );
     assert_eq!(proxy.injected(region).len(), 1);
 
     // The same throttles with production's retries: every other request
@@ -742,22 +794,45 @@ async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
     proxy.set(region, &[Fault::Throttle.rule(2, None, None)]);
     let retried = aws_sdk_ec2::Client::new(&proxy.sdk(region).await);
     for _ in 0..4 {
-        retried.describe_volumes().send().await.expect("retried past the throttle");
+        retried
+            .describe_volumes()
+            .send()
+            .await
+            .expect("retried past the throttle");
     }
     assert_eq!(proxy.counts(region)["seen"], 7, "{}", proxy.counts(region));
     assert_eq!(proxy.injected(region).len(), 3, "{}", proxy.counts(region));
     // Another region's requests get none of this region's faults.
     proxy.clear("ap-east-2");
-    let other = aws_sdk_ec2::Client::new(&once.to_builder().region(aws_config::Region::new("ap-east-2")).build());
-    other.describe_volumes().send().await.expect("no faults in ap-east-2");
+    let other = aws_sdk_ec2::Client::new(
+        &once
+            .to_builder()
+            .region(aws_config::Region::new("ap-east-2"))
+            .build(),
+    );
+    other
+        .describe_volumes()
+        .send()
+        .await
+        .expect("no faults in ap-east-2");
     assert_eq!(proxy.counts(region)["seen"], 7);
 
     // Held before forwarding: the attempt times out and moto never sees
     // the volume; dropped after forwarding: the volume exists.
     let ec2 = aws_sdk_ec2::Client::new(&once);
     let az = format!("{region}a");
-    proxy.set(region, &[Fault::HangBefore.rule(1, Some(&["CreateVolume"]), Some(1))]);
-    assert!(ec2.create_volume().availability_zone(&az).size(1).send().await.is_err());
+    proxy.set(
+        region,
+        &[Fault::HangBefore.rule(1, Some(&["CreateVolume"]), Some(1))],
+    );
+    assert!(
+        ec2.create_volume()
+            .availability_zone(&az)
+            .size(1)
+            .send()
+            .await
+            .is_err()
+    );
     tokio::time::sleep(faults::HOLD).await;
     let volumes = || async {
         aws_sdk_ec2::Client::new(&direct)
@@ -768,11 +843,32 @@ async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
             .volumes()
             .len()
     };
-    assert_eq!(volumes().await, 0, "a request held before forwarding reached the local AWS");
-    proxy.set(region, &[Fault::DropAfter.rule(1, Some(&["CreateVolume"]), Some(1))]);
-    assert!(ec2.create_volume().availability_zone(&az).size(1).send().await.is_err());
-    assert_eq!(volumes().await, 1, "moto made the volume whose response was dropped");
-    assert_eq!(proxy.injected(region), [("CreateVolume".to_owned(), "drop_after".to_owned())]);
+    assert_eq!(
+        volumes().await,
+        0,
+        "a request held before forwarding reached the local AWS"
+    );
+    proxy.set(
+        region,
+        &[Fault::DropAfter.rule(1, Some(&["CreateVolume"]), Some(1))],
+    );
+    assert!(
+        ec2.create_volume()
+            .availability_zone(&az)
+            .size(1)
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        volumes().await,
+        1,
+        "moto made the volume whose response was dropped"
+    );
+    assert_eq!(
+        proxy.injected(region),
+        [("CreateVolume".to_owned(), "drop_after".to_owned())]
+    );
     proxy.clear(region);
 }
 
@@ -843,7 +939,10 @@ async fn redis_cell(
             matches!(r.role, ReplicationRole::Replica { link_up: true, .. })
         });
     }
-    let settings = env(&[("HOSTED_ZONE_ID", zone.as_str()), ("REDIS_COMMAND_TIMEOUT_MS", "1000")]);
+    let settings = env(&[
+        ("HOSTED_ZONE_ID", zone.as_str()),
+        ("REDIS_COMMAND_TIMEOUT_MS", "1000"),
+    ]);
     let config = redis_failover::Config::from_env(&settings).expect("config");
     let payload = json!({ "cluster": cluster });
     redis_failover::RedisFailover::new(config.clone(), &sdk)
@@ -852,8 +951,16 @@ async fn redis_cell(
         .expect("the records, without faults");
     let client = redis::Client::open((HOSTS[0], PORT)).expect("client");
     let mut conn = client.get_connection_with_timeout(secs(5)).expect("connection");
-    redis::cmd("SET").arg("acked").arg("yes").exec(&mut conn).expect("SET");
-    let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut conn).expect("WAIT");
+    redis::cmd("SET")
+        .arg("acked")
+        .arg("yes")
+        .exec(&mut conn)
+        .expect("SET");
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut conn)
+        .expect("WAIT");
     assert!(acked >= 1, "no replica acknowledged the write");
     servers[0].kill();
 
@@ -872,8 +979,14 @@ async fn redis_cell(
         if !role.is_master() {
             world.push(format!("node 1: {:?}", role.role));
         }
-        world.push(format!("acked write on node 1: {:?}", servers[1].cmd(&["GET", "acked"])));
-        world.push(format!("acked write on node 2: {:?}", servers[2].cmd(&["GET", "acked"])));
+        world.push(format!(
+            "acked write on node 1: {:?}",
+            servers[1].cmd(&["GET", "acked"])
+        ));
+        world.push(format!(
+            "acked write on node 2: {:?}",
+            servers[2].cmd(&["GET", "acked"])
+        ));
         world
     };
     let first = world().await;
@@ -895,10 +1008,15 @@ async fn redis_failover_under_faults() {
     let (baseline, cell, _) = redis_cell(&proxy, "no faults", &[], None).await;
     cell.print("redis-failover");
     assert!(
-        baseline.iter().any(|w| w.starts_with("record kate.D. A") && w.ends_with("= 127.0.14.3")),
+        baseline
+            .iter()
+            .any(|w| w.starts_with("record kate.D. A") && w.ends_with("= 127.0.14.3")),
         "{baseline:#?}"
     );
-    assert!(baseline.contains(&"node 1 is master: true".to_owned()), "{baseline:#?}");
+    assert!(
+        baseline.contains(&"node 1 is master: true".to_owned()),
+        "{baseline:#?}"
+    );
     let mut failures = Vec::new();
     for (name, rules) in cells(&["ChangeResourceRecordSets"]) {
         let (world, cell, next_run) = redis_cell(&proxy, &name, &rules, Some(&baseline)).await;
@@ -912,18 +1030,22 @@ async fn redis_failover_under_faults() {
         // the next health check promotes it. Asserted: only the lost-response
         // cells of ChangeResourceRecordSets may need the next run, and that
         // run must reach the fault-free state.
-        let lost_change = cell
-            .injected
-            .iter()
-            .any(|(op, kind)| op == "ChangeResourceRecordSets" && (kind == "drop_after" || kind == "hang_after"));
+        let lost_change = cell.injected.iter().any(|(op, kind)| {
+            op == "ChangeResourceRecordSets" && (kind == "drop_after" || kind == "hang_after")
+        });
         if next_run {
-            println!("GAP redis-failover | {name} | no promotion until the next health check (own CAS change taken for another run's)");
+            println!(
+                "GAP redis-failover | {name} | no promotion until the next health check (own CAS change taken for another run's)"
+            );
         }
         if world != baseline || (next_run && !lost_change) {
             failures.push(format!("{name} (next run needed: {next_run}): {world:#?}"));
         }
     }
-    assert!(failures.is_empty(), "baseline {baseline:#?}\ndiffers under: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "baseline {baseline:#?}\ndiffers under: {failures:#?}"
+    );
 }
 
 // --- mongo-endpoint -----------------------------------------------------------------
@@ -954,7 +1076,10 @@ async fn mongo_cell(
     for (i, member) in peer.members.iter().enumerate() {
         mongo_instance(&sdk, i == 2, &set, member).await;
     }
-    let settings = env(&[("HOSTED_ZONE_ID", zone.as_str()), ("MONGODB_CONNECT_TIMEOUT_MS", "500")]);
+    let settings = env(&[
+        ("HOSTED_ZONE_ID", zone.as_str()),
+        ("MONGODB_CONNECT_TIMEOUT_MS", "500"),
+    ]);
     let config = mongo_endpoint::Config::from_env(&settings).expect("config");
     let payload = json!({ "cluster": set });
     mongo_endpoint::MongoEndpoint::new(config.clone(), &sdk)
@@ -967,10 +1092,20 @@ async fn mongo_cell(
     let handler = mongo_endpoint::MongoEndpoint::new(config, &faulted);
     let e = event(payload.clone(), secs(120));
     let cell = run(proxy, REGION, name, rules, || handler.handle(e.clone())).await;
-    let member = |m: &str| m.replace(&peer.members[0], "member-0").replace(&peer.members[1], "member-1");
+    let member = |m: &str| {
+        m.replace(&peer.members[0], "member-0")
+            .replace(&peer.members[1], "member-1")
+    };
     let world = || async {
-        let mut w: Vec<String> = records(&sdk, &zone, &domain).await.iter().map(|r| member(r)).collect();
-        w.push(format!("replSetReconfig calls: {}", peer.count("replSetReconfig").await));
+        let mut w: Vec<String> = records(&sdk, &zone, &domain)
+            .await
+            .iter()
+            .map(|r| member(r))
+            .collect();
+        w.push(format!(
+            "replSetReconfig calls: {}",
+            peer.count("replSetReconfig").await
+        ));
         w
     };
     let first = world().await;
@@ -992,7 +1127,9 @@ async fn mongo_endpoint_under_faults() {
     let (baseline, cell, _) = mongo_cell(&proxy, "no faults", &[], None).await;
     cell.print("mongo-endpoint");
     assert!(
-        baseline.iter().any(|w| w.starts_with("record kate.D. A") && w.ends_with("= 127.0.14.6")),
+        baseline
+            .iter()
+            .any(|w| w.starts_with("record kate.D. A") && w.ends_with("= 127.0.14.6")),
         "{baseline:#?}"
     );
     let mut failures = Vec::new();
@@ -1003,10 +1140,9 @@ async fn mongo_endpoint_under_faults() {
         // compare-and-swap batch; here the record did move (it is the whole
         // of the work), so only the report is wrong, and the next run finds
         // the record right. Asserted the same way.
-        let lost_change = cell
-            .injected
-            .iter()
-            .any(|(op, kind)| op == "ChangeResourceRecordSets" && (kind == "drop_after" || kind == "hang_after"));
+        let lost_change = cell.injected.iter().any(|(op, kind)| {
+            op == "ChangeResourceRecordSets" && (kind == "drop_after" || kind == "hang_after")
+        });
         if next_run {
             println!("GAP mongo-endpoint | {name} | needed the next scheduled run");
         }
@@ -1014,5 +1150,114 @@ async fn mongo_endpoint_under_faults() {
             failures.push(format!("{name} (next run needed: {next_run}): {world:#?}"));
         }
     }
-    assert!(failures.is_empty(), "baseline {baseline:#?}\ndiffers under: {failures:#?}");
+    assert!(
+        failures.is_empty(),
+        "baseline {baseline:#?}\ndiffers under: {failures:#?}"
+    );
+}
+
+// --- replset-tasks ------------------------------------------------------------------
+
+/// A replica set and a spare member whose `add` task arrives in an SQS batch
+/// (as Lambda's event source mapping delivers it); the member must end up in
+/// the set's config exactly once. A task reported failed stays on the queue
+/// and is delivered again (faults cleared).
+async fn replset_cell(proxy: &FaultProxy, name: &str, rules: &[Value]) -> (Vec<String>, Cell) {
+    use ninelives_tests::mongo::{MongoPeer, arbiter, data, mongo_instance};
+    const REGION: &str = "us-east-1";
+    let sdk = ninelives_tests::sdk(REGION).await;
+    let set = format!("kate.z{}.test", unique());
+    let peer = MongoPeer::start(
+        &set,
+        &[data("127.0.14.5"), data("127.0.14.6"), arbiter("127.0.14.7")],
+        &[data("127.0.14.8")],
+        None,
+    )
+    .await;
+    for (i, member) in peer.members.iter().enumerate() {
+        mongo_instance(&sdk, i == 2, &set, member).await;
+    }
+    let spare = peer.spares[0].clone();
+    let spare_id = mongo_instance(&sdk, false, &set, &spare).await;
+    let task = json!({
+        "schema": 1, "type": "add", "set": set, "host": spare, "instance_id": spare_id,
+        "transition": "launch", "requested_at": rfc3339(Utc::now()),
+    });
+    let batch = json!({ "Records": [{
+        "messageId": format!("m-{}", unique()),
+        "receiptHandle": "handle",
+        "body": task.to_string(),
+        "attributes": { "MessageGroupId": set, "ApproximateReceiveCount": "1" },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tasks.fifo",
+        "awsRegion": REGION
+    }]});
+    let faulted = proxy.sdk(REGION).await;
+    let config = replset_tasks::Config::from_env(&env(&[
+        ("MONGODB_CONNECT_TIMEOUT_MS", "500"),
+        ("STEP_DOWN_SECONDS", "10"),
+        ("CATCH_UP_SECONDS", "2"),
+    ]))
+    .expect("config");
+    let handler = replset_tasks::ReplsetTasks::new(config, &faulted);
+    let e = event(batch, secs(120));
+    let mut cell = run(proxy, REGION, name, rules, || handler.handle(e.clone())).await;
+    let failed = cell.result["batchItemFailures"].as_array().map_or(0, Vec::len);
+    if failed > 0 {
+        // The task stays on the queue; the event source mapping delivers it
+        // again once it is visible.
+        let again = handler.handle(e.clone()).await.expect("the redelivery");
+        assert_eq!(
+            again["batchItemFailures"],
+            json!([]),
+            "{name}: the redelivery failed: {again}"
+        );
+        cell.outcome = format!(
+            "task reported failed ({}), redelivery ok",
+            cell.result["batchItemFailures"]
+        );
+    }
+    let mut world: Vec<String> = peer
+        .config_members()
+        .await
+        .into_iter()
+        .map(|(host, arbiter, votes, priority)| {
+            // The peer's ports differ from cell to cell: members by index.
+            let host = match peer.members.iter().position(|m| *m == host) {
+                Some(i) => format!("member-{i}"),
+                None if host == spare => "spare".to_owned(),
+                None => host,
+            };
+            format!("member {host} arbiter {arbiter} votes {votes} priority {priority}")
+        })
+        .collect();
+    world.sort();
+    world.push(format!("config version {}", peer.version().await));
+    (world, cell)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replset_tasks_under_faults() {
+    let proxy = FaultProxy::start(17706);
+    let (baseline, cell) = replset_cell(&proxy, "no faults", &[]).await;
+    cell.print("replset-tasks");
+    assert!(
+        baseline.contains(&"member spare arbiter false votes 1 priority 1".to_owned()),
+        "{baseline:#?}"
+    );
+    assert!(baseline.contains(&"config version 2".to_owned()), "{baseline:#?}");
+    let mut failures = Vec::new();
+    for (name, rules) in cells_first(3) {
+        let (world, cell) = replset_cell(&proxy, &name, &rules).await;
+        cell.print("replset-tasks");
+        if world != baseline {
+            failures.push(format!("{name}: {world:#?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "baseline {baseline:#?}\ndiffers under: {failures:#?}"
+    );
 }

@@ -58,7 +58,6 @@ pub enum Fault {
 }
 
 impl Fault {
-    #[allow(dead_code)]
     pub const ALL: [Fault; 7] = [
         Fault::Throttle,
         Fault::Http503,
