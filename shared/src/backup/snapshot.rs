@@ -427,7 +427,7 @@ pub async fn take_snapshots<A: BackupApi, H: AppHooks>(
         .sort_by(|a, b| a.target.volume_id.cmp(&b.target.volume_id));
     summary.not_started.sort();
 
-    remove_duplicates(api, &query, deadline, counts, &mut summary).await;
+    remove_duplicates(api, &query, deadline, counts, &targets, &mut summary).await;
     remove_not_backups(api, &not_backups, deadline, &mut summary).await;
     summary.complete = summary.failed.is_empty() && summary.not_started.is_empty();
     Ok(summary)
@@ -567,6 +567,7 @@ async fn remove_duplicates<A: BackupApi>(
     query: &SnapshotQuery,
     deadline: &Deadline,
     counts: impl Fn(&Snapshot) -> bool + Copy,
+    targets: &HashMap<&str, &Target>,
     summary: &mut SnapshotSummary,
 ) {
     let after = match deadline
@@ -629,6 +630,28 @@ async fn remove_duplicates<A: BackupApi>(
         }
     }
     summary.created = kept;
+
+    // CreateSnapshot(s) has no idempotency token: when EC2 made the
+    // snapshots but the response was lost, the SDK's retry made a second
+    // copy with the same set token, and this run tagged only the copy it
+    // heard of. The clean-up above keeps each set's earliest copy, which
+    // can be the untagged one; give the survivors their per-volume tags
+    // now (the next delivery would, but the run succeeded: there is none).
+    let survivors: Vec<Snapshot> = after.into_iter().filter(|s| !removed.contains(&s.id)).collect();
+    for (snapshot, tags) in missing_volume_tags(&survivors, targets) {
+        if deadline.should_stop() {
+            summary.notes.push(format!(
+                "deadline reached; {snapshot} keeps its missing tags for the next delivery"
+            ));
+            break;
+        }
+        match api.tag_snapshots(std::slice::from_ref(&snapshot), &tags).await {
+            Ok(()) => summary.tags_repaired.push(snapshot),
+            Err(err) => summary
+                .notes
+                .push(format!("could not add the missing tags to {snapshot}: {err}")),
+        }
+    }
 }
 
 struct CommonTags<'a> {

@@ -37,6 +37,10 @@ pub struct State {
     pub fresh_not_found: usize,
     /// The next this many create calls fail with EC2's per-volume rate error.
     pub rate_limited: usize,
+    /// The next this many create calls make their snapshots and lose the
+    /// response: the SDK's automatic retry sends the same request again,
+    /// and only the second call's answer reaches the caller.
+    pub lost_responses: usize,
     pub fail_describe_instances: bool,
 }
 
@@ -159,6 +163,10 @@ impl BackupApi for FakeEc2 {
             state.rate_limited -= 1;
             return Err(rate_limited());
         }
+        if state.lost_responses > 0 {
+            state.lost_responses -= 1;
+            FakeEc2::new_snapshot(&mut state, &request.volume_id, request.tags.clone());
+        }
         Ok(FakeEc2::new_snapshot(
             &mut state,
             &request.volume_id,
@@ -193,6 +201,12 @@ impl BackupApi for FakeEc2 {
         volumes.extend(state.late_attached.clone());
         if volumes.iter().any(|v| state.fail_volumes.contains(v)) {
             return Err(failing("a volume of the set"));
+        }
+        if state.lost_responses > 0 {
+            state.lost_responses -= 1;
+            for v in &volumes {
+                FakeEc2::new_snapshot(&mut state, v, request.tags.clone());
+            }
         }
         Ok(volumes
             .into_iter()

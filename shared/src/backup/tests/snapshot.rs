@@ -326,6 +326,33 @@ async fn missing_per_volume_tags_are_repaired_by_the_next_delivery() {
 }
 
 #[tokio::test]
+async fn a_lost_create_response_keeps_a_fully_tagged_snapshot_of_each_volume() {
+    // CreateSnapshot(s) has no idempotency token: when a response is lost
+    // after EC2 made the snapshots, the SDK's retry makes a second copy
+    // with the same set token. The run only hears of the second copy and
+    // tags it; the clean-up keeps the earlier, untagged one.
+    let ec2 = fleet();
+    ec2.state.lock().unwrap().lost_responses = 2;
+    let summary = take_snapshots(&ec2, &NoAppHooks, &run("r-1"), &open())
+        .await
+        .unwrap();
+    assert!(summary.complete, "{summary:?}");
+    let volumes = by_volume(&ec2);
+    for (volume, name) in [
+        ("vol-1", "main"),
+        ("vol-2", "ts1"),
+        ("vol-3", "data"),
+        ("vol-4", "main"),
+        ("vol-5", "spare"),
+    ] {
+        let snaps = &volumes[volume];
+        assert_eq!(snaps.len(), 1, "{volume}: {snaps:?}");
+        assert_eq!(snaps[0].tag(tags::NAME), Some(name), "{volume}: {snaps:?}");
+        assert_eq!(snaps[0].tag(tags::VOLUME_ID), Some(volume), "{volume}: {snaps:?}");
+    }
+}
+
+#[tokio::test]
 async fn unsupported_app_is_noted() {
     let ec2 = fleet();
     ec2.state.lock().unwrap().volumes[1]
