@@ -148,6 +148,13 @@ fi
 # selftest.mjs weakens the template seven ways and checks each is caught.
 (cd infra/tests/policy && npm ci --no-audit --no-fund --loglevel=error >&2 && node run.mjs && node selftest.mjs)
 
+# The AWS fault matrix (tests/aws_faults.rs) puts a fault-injecting
+# mitmproxy in front of the local AWS; it lives in a venv of its own
+# (.local-aws/faults-venv, local/faults/requirements.txt), rebuilt when the
+# pinned requirements change.
+say "fault proxy (mitmproxy) venv"
+scripts/fault-proxy.sh install || die "scripts/fault-proxy.sh install failed"
+
 say "cargo test --workspace"
 log=$(mktemp)
 set +e
