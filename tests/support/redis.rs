@@ -20,7 +20,9 @@
 //! - `tests/redis_chain.rs` (the chain tests): 17100-17199;
 //! - `tests/publish_metrics.rs` (publish-metrics): 17200-17299;
 //! - `tests/secrets.rs` (credentials by reference): 17620-17639 on
-//!   127.0.12.2-127.0.12.9.
+//!   127.0.12.2-127.0.12.9;
+//! - `tests/duplicates.rs` (duplicate deliveries): 17760-17799 on
+//!   127.0.15.2-7.
 //!
 //! A new file takes the next free hundred and adds itself here.
 
