@@ -22,7 +22,9 @@
 //! - `tests/secrets.rs` (credentials by reference): 17620-17639 on
 //!   127.0.12.2-127.0.12.9;
 //! - `tests/datastore_faults.rs` (faults under redis-failover): 17660-17679,
-//!   on 127.0.13.2-9.
+//!   on 127.0.13.2-9;
+//! - `tests/duplicates.rs` (duplicate deliveries): 17760-17799 on
+//!   127.0.15.2-7.
 //!
 //! A new file takes the next free hundred and adds itself here.
 

@@ -298,3 +298,46 @@ async fn mongodb_nodes_queue_their_tasks_in_order() {
     );
     assert!(sent.iter().all(|t| Task::parse(&t.to_json()).as_ref() == Ok(t)));
 }
+
+/// The DNS as seen by a delivery that listed the records just before a
+/// duplicate delivery of the same event wrote them: its first listing is
+/// empty, everything else is the real (fake) zone.
+struct ListedBefore<'a> {
+    cloud: &'a FakeCloud,
+    stale: std::sync::atomic::AtomicBool,
+}
+
+impl Dns for ListedBefore<'_> {
+    async fn record_sets(&self, name: &str) -> Result<Vec<RecordSet>, Error> {
+        if self.stale.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Vec::new());
+        }
+        self.cloud.record_sets(name).await
+    }
+    async fn change(&self, comment: &str, changes: &[Change]) -> Result<(), Error> {
+        self.cloud.change(comment, changes).await
+    }
+}
+
+#[tokio::test]
+async fn a_join_racing_a_duplicate_delivery_reports_one_change_not_two() {
+    let cloud = FakeCloud::default();
+    let (i, p) = search_node(None);
+    let first = ClusterRoles::new(Some(SearchRecords::new(&cloud, 60)));
+    assert_eq!(first.join(&i, &p, false).await.unwrap().action, "upserted");
+    let written = cloud.state.lock().unwrap().records.clone();
+
+    // The duplicate listed before that write: its own write must not count
+    // as a second change (it would be notified as one).
+    let racer = ClusterRoles::new(Some(SearchRecords::new(
+        ListedBefore {
+            cloud: &cloud,
+            stale: std::sync::atomic::AtomicBool::new(true),
+        },
+        60,
+    )));
+    let second = racer.join(&i, &p, false).await.unwrap();
+    assert_eq!(second.action, "unchanged");
+    assert!(!second.changed());
+    assert_eq!(cloud.state.lock().unwrap().records, written);
+}
