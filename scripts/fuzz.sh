@@ -20,7 +20,9 @@
 # (pinned, cargo install --locked) and, as root, g++ (libFuzzer is C++).
 #
 # Usage: scripts/fuzz.sh [--process-only | --fuzz-only]
-# Environment: FUZZ_SECONDS (per target, default 60); CARGO_TARGET_DIR is
+# Environment: FUZZ_SECONDS (per target, default 60); FUZZ_EXTRA_ARGS, more
+# libFuzzer options (e.g. -malloc_limit_mb=1 shows what a finding looks
+# like); FUZZ_TARGETS, a space-separated subset; CARGO_TARGET_DIR is
 # honoured for the debug binaries of step 1 and ignored by step 2, which
 # builds in fuzz/target (other flags, so nothing would be shared).
 set -euo pipefail
@@ -76,7 +78,7 @@ if [[ "$steps" != process ]]; then
   # The fuzz workspace's own target directory: its flags differ from the
   # main workspace's, so a shared one would only rebuild both in turn.
   unset CARGO_TARGET_DIR
-  targets=$(cargo fuzz list)
+  targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
   [[ -n "$targets" ]] || die "cargo fuzz list found no targets"
   say "building the fuzz targets (release, debug assertions, --sanitizer none)"
   build_started=$(date +%s)
@@ -95,7 +97,7 @@ if [[ "$steps" != process ]]; then
     # -rss_limit_mb: a parser needing 2 GiB is a finding too.
     if ! cargo fuzz run --sanitizer none "$target" "$scratch/$target" "corpus/$target" -- \
       -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-      -artifact_prefix="artifacts/$target/" -print_final_stats=1 >"$scratch/$target.log" 2>&1; then
+      -artifact_prefix="artifacts/$target/" -print_final_stats=1 ${FUZZ_EXTRA_ARGS:-} >"$scratch/$target.log" 2>&1; then
       tail -n 40 "$scratch/$target.log" >&2
       for artifact in "artifacts/$target"/*; do
         [[ -e "$artifact" ]] || continue
