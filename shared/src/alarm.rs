@@ -41,7 +41,8 @@ const SCHEDULE_SOURCE: &str = "aws.events";
 /// and a scheduled check covers every cluster anyway.
 pub const MAX_CLUSTERS: usize = 100;
 
-const ACCEPTED: &str = "redis-failover accepts a CloudWatch alarm whose metric has a `cluster` dimension \
+// Read by redis-failover and mongo-endpoint alike, so it names neither.
+const ACCEPTED: &str = "this function accepts a CloudWatch alarm whose metric has a `cluster` dimension \
      (the alarm's Lambda action, an EventBridge \"CloudWatch Alarm State Change\" event, or its SNS \
      notification), an EventBridge \"Scheduled Event\" from aws.events (checks every cluster), or direct \
      input {\"cluster\": \"kate.example.com\"}, {\"clusters\": [\"kate.example.com\", ...]} or \
@@ -327,7 +328,7 @@ impl Alarm {
                 ""
             };
             return Err(EventError::Invalid(format!(
-                "alarm {name:?} names no cluster: redis-failover needs a `{CLUSTER_DIMENSION}` dimension \
+                "alarm {name:?} names no cluster: the function needs a `{CLUSTER_DIMENSION}` dimension \
                  on the alarm's metric, whose value is the cluster's record name (e.g. kate.example.com){composite}"
             )));
         }

@@ -18,7 +18,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::EventError;
+use crate::error::{EventError, clip};
 
 /// How deep wrappers may nest (SQS around SNS around the payload is two).
 const MAX_DEPTH: usize = 3;
@@ -98,7 +98,8 @@ pub fn open(event: Value) -> Result<Envelope, EventError> {
             }
             other => {
                 return Err(EventError::Invalid(format!(
-                    "events from {other} are not handled by this function"
+                    "events from {:?} are not handled by this function",
+                    clip(other, 80)
                 )));
             }
         }
@@ -265,9 +266,28 @@ pub fn dry_run_input(payload: &Payload, context: &'static str) -> Result<bool, E
     if value.as_object().is_some_and(|o| o.is_empty()) || value.is_null() {
         return Ok(false);
     }
+    // serde would read `[true]` as the struct's fields in order.
+    if !value.is_object() {
+        return Err(EventError::Invalid(format!(
+            "{context} must be a JSON object such as {{\"dry_run\": true}}, not {}",
+            json_kind(value)
+        )));
+    }
     let input: Input =
         serde_json::from_value(value.clone()).map_err(|source| EventError::Shape { context, source })?;
     Ok(input.dry_run)
+}
+
+/// What kind of JSON value `value` is, for messages.
+pub fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }
 
 #[cfg(test)]

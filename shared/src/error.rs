@@ -43,7 +43,10 @@ pub enum EventError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{context} does not have the expected shape: {source}")]
+    /// serde's message quotes the offending value or key whole; a hostile
+    /// event's can be megabytes, so only its start is shown (the source
+    /// keeps the whole error).
+    #[error("{context} does not have the expected shape: {}", clip(&.source.to_string(), 300))]
     Shape {
         context: &'static str,
         #[source]
@@ -51,6 +54,15 @@ pub enum EventError {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The first `max` characters of `text`, and "..." when there was more:
+/// error messages quote input, and input can be hostile and megabytes long.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((i, _)) => format!("{}...", &text[..i]),
+    }
 }
 
 /// Every failure a ninelives function can report.

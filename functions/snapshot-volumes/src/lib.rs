@@ -24,6 +24,7 @@ use shared::backup::tier::{Retention, Tier};
 use shared::config::{Common, Env};
 use shared::ec2::Ec2;
 use shared::envelope::{Delivery, Payload};
+use shared::error::clip;
 use shared::function::{Function, finish};
 use shared::invocation::{Invocation, dispatch};
 use shared::notify::{Notifier, SnsNotifier};
@@ -99,6 +100,13 @@ const TIER_HELP: &str = "give {\"tier\": \"hourly|daily|weekly|monthly\"} as con
 pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, EventError> {
     match payload {
         Payload::Direct(value) => {
+            // serde would read `["daily"]` as the struct's fields in order.
+            if !value.is_object() {
+                return Err(EventError::Invalid(format!(
+                    "the snapshot-volumes input must be a JSON object, not {}: {TIER_HELP}",
+                    shared::envelope::json_kind(value)
+                )));
+            }
             let input: Input = serde_json::from_value(value.clone()).map_err(|source| EventError::Shape {
                 context: "snapshot-volumes input",
                 source,
@@ -113,7 +121,10 @@ pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, E
                 Some(t) => not_ahead(
                     DateTime::parse_from_rfc3339(t)
                         .map_err(|e| {
-                            EventError::Invalid(format!("\"time\" {t:?} is not an RFC 3339 time: {e}"))
+                            EventError::Invalid(format!(
+                                "\"time\" {:?} is not an RFC 3339 time: {e}",
+                                clip(t, 40)
+                            ))
                         })?
                         .with_timezone(&Utc),
                     now,
@@ -128,8 +139,12 @@ pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, E
         }
         Payload::EventBridge(event) => {
             let detail_tier = event.detail.get("tier").map(|t| {
-                t.as_str()
-                    .ok_or_else(|| EventError::Invalid(format!("detail.tier must be a string, not {t}")))
+                t.as_str().ok_or_else(|| {
+                    EventError::Invalid(format!(
+                        "detail.tier must be a string, not {}",
+                        shared::envelope::json_kind(t)
+                    ))
+                })
             });
             let tier = match detail_tier {
                 Some(t) => t?.parse()?,
@@ -143,9 +158,12 @@ pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, E
                     }
                     found.ok_or_else(|| {
                         EventError::Invalid(format!(
-                            "cannot tell the tier of {:?} event from {:?}: {TIER_HELP}",
-                            event.detail_type,
-                            event.resources.as_deref().unwrap_or_default()
+                            "cannot tell the tier of {:?} event from {}: {TIER_HELP}",
+                            clip(&event.detail_type, 80),
+                            clip(
+                                &format!("{:?}", event.resources.as_deref().unwrap_or_default()),
+                                300
+                            )
                         ))
                     })?
                 }
@@ -155,7 +173,8 @@ pub fn parse_request(payload: &Payload, now: DateTime<Utc>) -> Result<Request, E
                 Some(Value::Bool(b)) => *b,
                 Some(other) => {
                     return Err(EventError::Invalid(format!(
-                        "detail.dry_run must be true or false, not {other}"
+                        "detail.dry_run must be true or false, not {}",
+                        clip(&other.to_string(), 40)
                     )));
                 }
             };

@@ -48,7 +48,8 @@ impl Tier {
             [] => Ok(None),
             [one] => Ok(Some(*one)),
             many => Err(EventError::Invalid(format!(
-                "rule name {name:?} is ambiguous: it names {}",
+                "rule name {:?} is ambiguous: it names {}",
+                crate::error::clip(name, 80),
                 many.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" and ")
             ))),
         }
@@ -110,7 +111,8 @@ impl FromStr for Tier {
             .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 EventError::Invalid(format!(
-                    "unknown tier {s:?}: expected hourly, daily, weekly or monthly"
+                    "unknown tier {:?}: expected hourly, daily, weekly or monthly",
+                    crate::error::clip(s, 40)
                 ))
             })
     }

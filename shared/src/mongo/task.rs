@@ -310,6 +310,22 @@ impl Task {
                 format!("longer than {SQS_ID_MAX} characters, SQS's limit for a message group"),
             );
         }
+        // A DNS name (253) or a bracketed IPv6 address, and ":65535".
+        const MAX_HOST: usize = 253 + 6;
+        for (field, host) in
+            std::iter::once(("host", &self.host)).chain(self.aliases.iter().map(|a| ("aliases", a)))
+        {
+            if host.len() > MAX_HOST {
+                return invalid(
+                    field,
+                    format!(
+                        "{:?} is {} bytes long; a host:port is at most {MAX_HOST}",
+                        crate::error::clip(host, 40),
+                        host.len()
+                    ),
+                );
+            }
+        }
         match normalize_host(&self.host) {
             Ok(h) if h == self.host => {}
             Ok(h) => {

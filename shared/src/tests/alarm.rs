@@ -670,3 +670,13 @@ fn triggers_serialise_for_the_summary() {
     let value = serde_json::to_value(Trigger::Ignore("why".into())).unwrap();
     assert_eq!(value, json!({"ignore": "why"}));
 }
+
+#[test]
+fn refusals_do_not_name_one_function() {
+    // mongo-endpoint reads its triggers with this parser too.
+    for value in [json!(null), json!({}), json!({"Records": 1})] {
+        let err = parse(&Payload::Direct(value.clone())).unwrap_err().to_string();
+        assert!(err.contains("this function accepts"), "{value}: {err}");
+        assert!(!err.contains("redis-failover"), "{value}: {err}");
+    }
+}

@@ -193,3 +193,45 @@ fn nesting_is_bounded() {
     }
     assert!(open(event).unwrap_err().to_string().contains("levels deep"));
 }
+
+#[test]
+fn a_list_is_not_read_as_the_dry_run_input() {
+    // serde reads a sequence as a struct's fields in order: `[false]`
+    // would have been a real (not dry) run.
+    for value in [json!([true]), json!([false]), json!(7), json!("dry_run")] {
+        let err = dry_run_input(&Payload::Direct(value.clone()), "purge-snapshots input").unwrap_err();
+        assert!(
+            err.to_string().contains("must be a JSON object"),
+            "{value}: {err}"
+        );
+    }
+    assert!(dry_run_input(&Payload::Direct(json!({"dry_run": true})), "x").unwrap());
+    assert!(!dry_run_input(&Payload::Direct(Value::Null), "x").unwrap());
+}
+
+#[test]
+fn shape_errors_quote_only_the_start_of_a_huge_value() {
+    let huge = "x".repeat(1 << 20);
+    let err = dry_run_input(
+        &Payload::Direct(json!({ "dry_run": huge })),
+        "publish-metrics input",
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("expected a boolean") || message.contains("invalid type"),
+        "{message:.200}"
+    );
+    assert!(message.len() < 500, "{} bytes", message.len());
+    let err = dry_run_input(
+        &Payload::Direct(json!({ huge.clone(): true })),
+        "purge-snapshots input",
+    )
+    .unwrap_err();
+    assert!(err.to_string().len() < 500);
+    // The unknown source of a record is quoted, and clipped.
+    let odd = json!({"Records": [{"eventSource": huge}]});
+    assert!(open(odd).unwrap_err().to_string().len() < 200);
+    let empty = json!({"Records": [{"eventSource": ""}]});
+    assert!(open(empty).unwrap_err().to_string().contains("events from \"\""));
+}

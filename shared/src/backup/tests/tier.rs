@@ -99,3 +99,10 @@ fn expiry() {
     assert_eq!(parse_time("next tuesday"), None);
     assert_eq!(parse_time(""), None);
 }
+
+#[test]
+fn an_unknown_tier_is_quoted_clipped() {
+    let err = "y".repeat(1 << 20).parse::<Tier>().unwrap_err().to_string();
+    assert!(err.starts_with("unknown tier \"yyy"), "{err:.100}");
+    assert!(err.len() < 200, "{} bytes", err.len());
+}

@@ -225,3 +225,24 @@ fn aliases_are_optional_checked_and_kept() {
     let plain = Task::parse(&body(good())).expect("valid");
     assert!(!plain.to_json().contains("aliases"));
 }
+
+#[test]
+fn a_host_longer_than_any_host_port_is_refused_before_use() {
+    // normalize_host has no length limit; a megabyte "host" used to pass
+    // and be quoted whole in the inventory's "unknown member" error.
+    for field in ["host", "aliases"] {
+        let mut task = good();
+        let long = format!("{}:27017", "a".repeat(1 << 20));
+        task[field] = if field == "host" {
+            serde_json::json!(long)
+        } else {
+            serde_json::json!([long])
+        };
+        let err = Task::parse(&body(task)).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("the task's {field}")) && err.contains("bytes long"),
+            "{err:.200}"
+        );
+        assert!(err.len() < 300, "{} bytes", err.len());
+    }
+}
