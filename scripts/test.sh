@@ -182,6 +182,21 @@ else
 fi
 rm -rf "$bench_out"
 
+# Hostile input (README "Reliability"): the malformed-event corpus
+# (tests/hostile/) through every function's debug binary under a minimal
+# Lambda Runtime API (no panic, an error posted, the process alive), then
+# every cargo fuzz target (fuzz/, stable Rust, --sanitizer none) for
+# FUZZ_SECONDS each (default 60) from the committed corpus; any crash, panic,
+# timeout or OOM fails it. From a fresh clone the fuzz build is the long part
+# (about 10-17 minutes on 2 cores); fuzz/target is reused afterwards.
+say "hostile input: process check and cargo fuzz (${FUZZ_SECONDS:-60} s per target)"
+if FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh; then
+  say "fuzz.sh passed"
+else
+  say "fuzz.sh FAILED"
+  (( status != 0 )) || status=1
+fi
+
 # No credential in any output (README "Reliability"): a full demo run of all
 # seven functions with sentinel credentials given by reference (SSM, Secrets
 # Manager) and RUST_LOG=debug; any sentinel, user:password@ or the AWS secret
