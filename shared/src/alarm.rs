@@ -26,7 +26,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::envelope::Payload;
+use crate::envelope::{Payload, json_kind};
 use crate::error::EventError;
 
 /// The dimension that names the cluster, as publish-metrics writes it.
@@ -546,17 +546,6 @@ fn time(text: &str) -> Result<DateTime<Utc>, String> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|t| t.and_utc())
         .map_err(|_| "is not a time like 2026-11-24T13:10:00.000+0000 or RFC 3339".to_owned())
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Hostile input can be megabytes long; errors quote only its start.
