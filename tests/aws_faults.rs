@@ -9,9 +9,12 @@
 //! faults) must reach the fault-free state. Every cell asserts that the proxy
 //! really injected its fault.
 //!
-//! Each test owns a proxy port (17700-17709 on 127.0.14.2) and a region, so
-//! the tests of this file run in parallel with each other and the rest of
-//! the suite. Each cell prints one `CELL` line (run with `--nocapture` to
+//! Each test owns a proxy port (17700-17709 on 127.0.14.2), so its faults
+//! reach no other test. The regions: ap-south-2, ap-southeast-4,
+//! ap-southeast-6 and ap-east-2 are each one test's own; redis-failover,
+//! mongo-endpoint, replset-tasks and the proxy's own test share us-east-1
+//! (where Route 53 is signed), where nothing is ever cleared and each counts
+//! only what it made itself (unique names and tags). Each cell prints one `CELL` line (run with `--nocapture` to
 //! see the matrix).
 
 #[path = "support/faults.rs"]
@@ -740,8 +743,23 @@ async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
     use aws_config::retry::RetryConfig;
     use aws_sdk_ec2::error::ProvideErrorMetadata;
     let proxy = FaultProxy::start(17707);
+    // us-east-1, where Route 53 is signed; other tests of this file make
+    // instances there at the same time, so nothing is cleared and only the
+    // volumes carrying this test's own tag are counted.
     let region = "us-east-1";
-    let direct = fresh(region).await;
+    let direct = ninelives_tests::sdk(region).await;
+    let mark = format!("proxy-test-{}", unique());
+    let marked = || {
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::Volume)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key("ninelives-test")
+                    .value(&mark)
+                    .build(),
+            )
+            .build()
+    };
     let once = proxy
         .sdk(region)
         .await
@@ -838,6 +856,7 @@ async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
         ec2.create_volume()
             .availability_zone(&az)
             .size(1)
+            .tag_specifications(marked())
             .send()
             .await
             .is_err()
@@ -846,6 +865,7 @@ async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
     let volumes = || async {
         aws_sdk_ec2::Client::new(&direct)
             .describe_volumes()
+            .filters(Filter::builder().name("tag:ninelives-test").values(&mark).build())
             .send()
             .await
             .expect("DescribeVolumes")
@@ -865,6 +885,7 @@ async fn the_proxy_injects_what_it_is_told_per_region_in_each_protocol() {
         ec2.create_volume()
             .availability_zone(&az)
             .size(1)
+            .tag_specifications(marked())
             .send()
             .await
             .is_err()

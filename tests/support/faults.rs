@@ -141,11 +141,15 @@ impl FaultProxy {
             .arg(format!("reverse:{upstream}"))
             .args(["--listen-host", HOST, "--listen-port"])
             .arg(port.to_string())
-            // No TLS here: do not let mitmproxy write a CA into $HOME.
+            // No TLS here: do not let mitmproxy write a CA into $HOME. One
+            // folder per proxy: proxies starting at once on a fresh machine
+            // would otherwise write the same CA files together.
             .args(["--set", "connection_strategy=lazy", "--set"])
             .arg(format!(
                 "confdir={}",
-                std::env::temp_dir().join("ninelives-mitmproxy").display()
+                std::env::temp_dir()
+                    .join(format!("ninelives-mitmproxy-{port}"))
+                    .display()
             ))
             .arg("-s")
             .arg(root().join("local/faults/addon.py"))

@@ -351,15 +351,6 @@ impl<D: Dns> SearchRecords<D> {
         if dry_run {
             return Ok(change("would-upsert", &record));
         }
-        // With no record of ours listed, CREATE rather than UPSERT: when a
-        // duplicate delivery wrote it since our listing, Route 53 refuses
-        // ours and the re-read below reports it unchanged, so one change is
-        // reported (and notified) once, not once per delivery.
-        let write = if ours.is_empty() {
-            Change::Create(record.clone())
-        } else {
-            Change::Upsert(record.clone())
-        };
         // A record of ours with another type (the endpoint moved from a name
         // to an address) would stay beside the new one: replace it in the
         // same batch.
@@ -368,7 +359,7 @@ impl<D: Dns> SearchRecords<D> {
             .filter(|r| r.record_type != record.record_type)
             .map(Change::Delete)
             .collect();
-        changes.push(write);
+        changes.push(Change::Upsert(record.clone()));
         let comment = format!("ninelives lifecycle-hook: {} joins {}", instance.id, record.name);
         if let Err(err) = self.dns.change(&comment, &changes).await {
             // A duplicate delivery may have made the same change first (our
