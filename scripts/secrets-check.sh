@@ -37,4 +37,6 @@ fi
 python="$(scripts/local-aws.sh python)" || die "scripts/local-aws.sh python failed (the local AWS venv)"
 echo "secrets-check: building tools/replay" >&2
 cargo build -q --locked --bin replay || die "cargo build --bin replay failed"
-exec timeout --kill-after=10 360 "$python" scripts/secrets_check.py "$@"
+# The whole check: the demo's own bound (SECRETS_CHECK_TIMEOUT_SECONDS,
+# default 300) plus up to 60 s for the local AWS to start and the rest.
+exec timeout --kill-after=10 $(( ${SECRETS_CHECK_TIMEOUT_SECONDS:-300} + 120 )) "$python" scripts/secrets_check.py "$@"

@@ -102,6 +102,10 @@ def scan(files: list[Path], needles: dict[str, str]) -> list[str]:
     return found
 
 
+# The process group of the running demo, for the clean-up in main's finally.
+demo_group: list[int] = []
+
+
 def main() -> int:
     # A SIGTERM (the wrapper's timeout) unwinds through the finally below,
     # so the local AWS is stopped.
@@ -164,6 +168,7 @@ def main() -> int:
             # started (redis-server, the MongoDB peer) are killed together.
             demo = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo.py")], cwd=ROOT, env=demo_env,
                                     stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+            demo_group.append(demo.pid)
             try:
                 demo.wait(timeout=DEMO_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -208,6 +213,13 @@ def main() -> int:
             keep = True
         return 1 if failures else 0
     finally:
+        # The demo's session (redis-server, the MongoDB peer) goes too, also
+        # when the wrapper's timeout ended this run mid-demo.
+        for pgid in demo_group:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         aws.kill()
         aws.wait()
         if keep:
