@@ -95,7 +95,10 @@ pub async fn serve<F: Function>() -> Result<(), lambda_runtime::Error> {
         Ok(handler) => handler,
         Err(err) => {
             tracing::error!(function = F::NAME, error = %err, error_type = %err.error_type(), "cannot start");
-            return Err(err.into());
+            // The message only: `main` prints what it returns with `Debug`,
+            // which would show the SDK's raw response (a fetched credential
+            // in the body of an answer that failed to parse).
+            return Err(err.to_string().into());
         }
     };
     // Boxing the handler's future keeps the runtime's future small and its

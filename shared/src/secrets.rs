@@ -393,8 +393,14 @@ async fn fetch(wanted: &Wanted, store: &impl SecretStore) -> Result<Secret, Erro
         }
     }
     .map_err(|err| in_context(&label, err))?;
-    if value.expose().is_empty() {
-        return Err(Error::resource(label, "the value is empty"));
+    let text = value.expose();
+    if text.trim().is_empty() {
+        return Err(Error::resource(label, "the value is empty or only white space"));
+    }
+    // Used as stored (a password may end in a space), but a newline stored
+    // with it (`--value file://...`) is the usual cause of a refused login.
+    if text.trim_end() != text {
+        tracing::warn!(reference = %label, "the fetched value ends in white space; it is used as stored");
     }
     Ok(value)
 }

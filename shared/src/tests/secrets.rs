@@ -206,3 +206,16 @@ async fn an_empty_value_is_refused() {
     let err = fetch_redis_password(&store, reference).await.unwrap_err();
     assert!(!err.is_retryable() && err.to_string().contains("empty"), "{err}");
 }
+
+#[tokio::test]
+async fn a_value_of_only_white_space_is_refused_and_not_quoted() {
+    let (store, _) = store(200, r#"{"SecretString":" \n\t ","Name":"n/db"}"#);
+    let reference = "arn:aws:secretsmanager:ca-west-1:123456789012:secret:n/db-AbCdEf";
+    let err = fetch_redis_password(&store, reference).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        !err.is_retryable() && message.contains("only white space"),
+        "{message}"
+    );
+    assert!(!message.contains('\t'), "{message}");
+}
