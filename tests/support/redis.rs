@@ -23,6 +23,10 @@
 //!   127.0.12.2-127.0.12.9;
 //! - `tests/datastore_faults.rs` (faults under redis-failover): 17660-17679,
 //!   on 127.0.13.2-9;
+//! - `tests/aws_faults.rs` (the AWS fault matrix): proxies 17700-17709 and
+//!   Redis 17720-17739 on 127.0.14.2-9;
+//! - `tests/hostile/process_check.py` (malformed events, Runtime API):
+//!   17640-17659 on 127.0.16.2;
 //! - `tests/duplicates.rs` (duplicate deliveries): 17760-17799 on
 //!   127.0.15.2-7.
 //!

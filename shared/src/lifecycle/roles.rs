@@ -359,6 +359,12 @@ impl<D: Dns> SearchRecords<D> {
             .filter(|r| r.record_type != record.record_type)
             .map(Change::Delete)
             .collect();
+        // UPSERT, not CREATE, also when none of ours was listed: when the
+        // answer to our batch is lost, the SDK's retry of a CREATE would be
+        // refused and the run would report the record unchanged, so its
+        // change would never be notified. With UPSERT the retry succeeds;
+        // the price is that two deliveries racing each other may both
+        // notify it (README "Reliability", known gap 7).
         changes.push(Change::Upsert(record.clone()));
         let comment = format!("ninelives lifecycle-hook: {} joins {}", instance.id, record.name);
         if let Err(err) = self.dns.change(&comment, &changes).await {
