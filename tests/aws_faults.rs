@@ -173,45 +173,7 @@ fn rfc3339(t: chrono::DateTime<Utc>) -> String {
 /// A topic with an SQS queue subscribed (raw delivery): the queue's depth
 /// counts the notifications a run published.
 async fn inbox(sdk: &aws_config::SdkConfig) -> (String, String) {
-    let sns = aws_sdk_sns::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let topic = sns
-        .create_topic()
-        .name(format!("ninelives-{}", unique()))
-        .send()
-        .await
-        .expect("CreateTopic")
-        .topic_arn()
-        .expect("an ARN")
-        .to_owned();
-    let queue = sqs
-        .create_queue()
-        .queue_name(format!("inbox-{}", unique()))
-        .send()
-        .await
-        .expect("CreateQueue")
-        .queue_url()
-        .expect("a URL")
-        .to_owned();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("GetQueueAttributes")
-        .attributes()
-        .expect("attributes")[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    sns.subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(&arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .expect("Subscribe");
-    (topic, queue)
+    ninelives_tests::topic_with_queue(sdk, "ninelives").await
 }
 
 /// Messages waiting in `queue`.

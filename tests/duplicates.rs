@@ -170,36 +170,12 @@ struct Inbox {
 
 impl Inbox {
     async fn new(sdk: &SdkConfig) -> Inbox {
-        let sns = aws_sdk_sns::Client::new(sdk);
-        let sqs = aws_sdk_sqs::Client::new(sdk);
-        let topic = sns
-            .create_topic()
-            .name(format!("dupes-{}", unique()))
-            .send()
-            .await
-            .expect("CreateTopic")
-            .topic_arn()
-            .expect("an ARN")
-            .to_owned();
-        let queue = sqs
-            .create_queue()
-            .queue_name(format!("dupes-inbox-{}", unique()))
-            .send()
-            .await
-            .expect("CreateQueue")
-            .queue_url()
-            .expect("a URL")
-            .to_owned();
-        let arn = queue_arn(&sqs, &queue).await;
-        sns.subscribe()
-            .topic_arn(&topic)
-            .protocol("sqs")
-            .endpoint(arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await
-            .expect("Subscribe");
-        Inbox { sqs, queue, topic }
+        let (topic, queue) = ninelives_tests::topic_with_queue(sdk, "dupes").await;
+        Inbox {
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            queue,
+            topic,
+        }
     }
 
     /// Every notification so far (bodies, parsed when JSON), taken off the

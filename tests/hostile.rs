@@ -257,44 +257,8 @@ impl World {
     async fn new() -> World {
         let sdk = fresh(REGION).await;
         let zone = hosted_zone(&sdk, &format!("hostile-{}.example.com", unique())).await;
-        let sns = aws_sdk_sns::Client::new(&sdk);
+        let (topic, inbox) = ninelives_tests::topic_with_queue(&sdk, "hostile").await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let topic = sns
-            .create_topic()
-            .name(format!("hostile-{}", unique()))
-            .send()
-            .await
-            .expect("CreateTopic")
-            .topic_arn()
-            .unwrap()
-            .to_owned();
-        let inbox = sqs
-            .create_queue()
-            .queue_name(format!("hostile-inbox-{}", unique()))
-            .send()
-            .await
-            .expect("CreateQueue")
-            .queue_url()
-            .unwrap()
-            .to_owned();
-        let inbox_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&inbox)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("GetQueueAttributes")
-            .attributes()
-            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-            .clone();
-        sns.subscribe()
-            .topic_arn(&topic)
-            .protocol("sqs")
-            .endpoint(&inbox_arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await
-            .expect("Subscribe");
         let tasks = sqs
             .create_queue()
             .queue_name(format!("hostile-tasks-{}.fifo", unique()))

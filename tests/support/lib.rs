@@ -532,6 +532,51 @@ pub fn token() -> String {
     )
 }
 
+/// An SNS topic with a new SQS queue subscribed to it (raw delivery), names
+/// starting with `prefix`: the queue receives every notification a run
+/// publishes. (topic ARN, queue URL.)
+pub async fn topic_with_queue(sdk: &SdkConfig, prefix: &str) -> (String, String) {
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let topic = sns
+        .create_topic()
+        .name(format!("{prefix}-{}", unique()))
+        .send()
+        .await
+        .expect("CreateTopic")
+        .topic_arn()
+        .expect("an ARN")
+        .to_owned();
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-inbox-{}", unique()))
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url()
+        .expect("a URL")
+        .to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .expect("a queue ARN");
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("Subscribe");
+    (topic, queue)
+}
+
 /// A Route 53 hosted zone for `domain` in the local AWS; its id.
 pub async fn hosted_zone(sdk: &SdkConfig, domain: &str) -> String {
     let out = aws_sdk_route53::Client::new(sdk)
