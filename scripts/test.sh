@@ -10,6 +10,26 @@
 # The local AWS is restarted so every run starts from an empty account, and
 # stopped at the end.
 set -euo pipefail
+
+# One run at a time on a machine: the tests use fixed loopback addresses
+# and ports (tests/support/redis.rs), and so do the fault proxies and the
+# secrets check, so a second run beside this one (another clone, a
+# developer's run beside CI) would reach this run's servers. The script
+# runs again under flock(1); `-o` keeps the lock in flock itself, so no
+# server this run starts in the background can hold it after the run.
+if [[ -z "${NINELIVES_SUITE_LOCK:-}" ]]; then
+  export NINELIVES_SUITE_LOCK="${TMPDIR:-/tmp}/ninelives-suite.lock"
+  self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+  if ! flock -n "$NINELIVES_SUITE_LOCK" true; then
+    printf '==> waiting for another scripts/test.sh on this machine to end (it holds %s)\n' "$NINELIVES_SUITE_LOCK" >&2
+  fi
+  status=0
+  flock -o -w 3600 -E 75 "$NINELIVES_SUITE_LOCK" bash "$self" "$@" || status=$?
+  if [[ $status == 75 ]]; then
+    printf 'test.sh: another scripts/test.sh has held %s for an hour\n' "$NINELIVES_SUITE_LOCK" >&2
+  fi
+  exit "$status"
+fi
 cd "$(dirname "$0")/.."
 
 started=$(date +%s)

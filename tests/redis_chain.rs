@@ -190,11 +190,19 @@ fn writes_acked(server: &RedisServer, pairs: &[(String, String)]) -> i64 {
     let client = redis::Client::open((server.host(), server.port())).expect("client");
     let mut conn = client.get_connection_with_timeout(secs(5)).expect("connection");
     for (key, value) in pairs {
+        // Its replication state names who made it a replica, should it be
+        // one: the evidence a failure here needs.
         redis::cmd("SET")
             .arg(key)
             .arg(value)
             .exec(&mut conn)
-            .expect("SET");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "SET on {}: {e}; its replication state: {:?}",
+                    server.endpoint(),
+                    server.info_replication()
+                )
+            });
     }
     redis::cmd("WAIT")
         .arg(1)
@@ -242,7 +250,9 @@ async fn a_healthy_chain_gets_its_records_once_and_then_no_writes() {
 async fn a_dead_head_is_replaced_without_losing_acknowledged_writes_and_fenced_when_it_returns() {
     let mut c = Cluster::start(17101, 3, None).await;
     let f = c.failover(&[]);
-    c.run(&f).await.expect("records");
+    let first = c.run(&f).await.expect("records");
+    assert_eq!(statuses(&first), ["repaired"], "{first:#}");
+    assert!(c.is_master(0), "the first run changed the head: {first:#}");
     // Writes acknowledged by at least one replica (WAIT 1) before the kill.
     let acked = write_acked(&c.servers[0], 500);
     assert!(acked >= 1, "no replica acknowledged the writes");

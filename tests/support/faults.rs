@@ -128,6 +128,7 @@ impl FaultProxy {
     /// Starts a proxy on `HOST:port` in front of `AWS_ENDPOINT_URL` and waits
     /// (at most 60 s) until its control route answers.
     pub fn start(port: u16) -> FaultProxy {
+        ninelives_tests::hold_file_lock();
         let upstream = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
         assert!(
             upstream.starts_with("http://127.") || upstream.starts_with("http://localhost"),

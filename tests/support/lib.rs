@@ -14,6 +14,8 @@ pub mod redis;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::{Region, SdkConfig};
@@ -25,6 +27,7 @@ use serde_json::Value;
 /// Panics, saying what to do, when no local endpoint is configured: these
 /// tests must never run against a real account.
 pub async fn sdk(region: &'static str) -> SdkConfig {
+    hold_file_lock();
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(
         endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"),
@@ -48,13 +51,82 @@ pub async fn fresh(region: &'static str) -> SdkConfig {
     config
 }
 
-/// A suffix unique to this test process.
+/// A suffix no other call of this run and no earlier run uses: the time,
+/// and a counter so that two tests starting in the same clock tick (a
+/// coarse clock, a VM) still differ.
 pub fn unique() -> String {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("{:x}", nanos % 0xffff_ffff_ffff)
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    format!("{:x}{:03x}", nanos % 0xffff_ffff_ffff, call % 0x1000)
+}
+
+/// How long a test file waits for another run of itself on this machine.
+const FILE_LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// Makes this test process the only run of its test file on the machine,
+/// for as long as it lives (the first call takes the lock, later calls
+/// return at once; the kernel releases it when the process ends, however
+/// it ends).
+///
+/// Each test file owns fixed loopback addresses and ports (see
+/// [`redis`]), its own moto regions and record names. Two runs of one file
+/// at once, from two clones or a developer's run beside CI, would reach
+/// each other's servers: a redis-failover run of one fences the other's
+/// head when it finds it at an address its inventory names. Called from
+/// [`sdk`], which every integration test calls before it starts anything.
+pub fn hold_file_lock() {
+    static LOCK: OnceLock<Option<std::fs::File>> = OnceLock::new();
+    LOCK.get_or_init(take_file_lock);
+}
+
+fn take_file_lock() -> Option<std::fs::File> {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd as _;
+    let exe = std::env::current_exe().ok()?;
+    // `redis_chain-41f0356b41b3bfac`: the file is `redis_chain`, whatever
+    // clone or profile built it.
+    let stem = exe.file_stem()?.to_string_lossy().into_owned();
+    let file = stem.rsplit_once('-').map_or(stem.as_str(), |(f, _)| f).to_owned();
+    let path = std::env::temp_dir().join(format!("ninelives-tests-{file}.lock"));
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let started = std::time::Instant::now();
+    let mut told = false;
+    // SAFETY: flock(2) on a descriptor `lock` owns and keeps open.
+    while unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            started.elapsed() < FILE_LOCK_WAIT,
+            "another run of the {file} tests (pid {}) has held {} for {} s: \
+             this file's servers use fixed loopback ports, so two runs cannot share the machine",
+            holder.trim(),
+            path.display(),
+            FILE_LOCK_WAIT.as_secs()
+        );
+        if !told {
+            // Straight to stderr: libtest captures eprintln! of a test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "waiting for another run of the {file} tests (pid {}) to end: its loopback ports are this run's too",
+                holder.trim()
+            );
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The holder's pid, for the message of a run that has to wait.
+    let _ = lock.set_len(0);
+    let _ = writeln!(lock, "{}", std::process::id());
+    Some(lock)
 }
 
 /// A settings map, as the functions read them.

@@ -64,6 +64,7 @@ impl MongoPeer {
         spares: &[Spec<'_>],
         primary: Option<usize>,
     ) -> MongoPeer {
+        crate::hold_file_lock();
         let to_json = |s: &[Spec]| -> Vec<Value> {
             s.iter()
                 .map(|m| json!({ "host": m.host, "arbiter": m.arbiter }))

@@ -81,6 +81,7 @@ impl PgServer {
     /// [`PgServer::primary`] with `settings` (`postgresql.conf` lines)
     /// added after the harness' own, so they win: WAL archiving, say.
     pub async fn primary_with(host: &str, port: u16, settings: &[&str]) -> PgServer {
+        crate::hold_file_lock();
         let server = PgServer::new(host, port);
         let pwfile = server.dir.join("pwfile");
         fs::write(&pwfile, PASSWORD).unwrap_or_else(|e| panic!("{}: {e}", pwfile.display()));
@@ -125,6 +126,7 @@ impl PgServer {
     /// A streaming replica of `primary` on `host:port`, named `name`
     /// (its `application_name` in the primary's `pg_stat_replication`).
     pub async fn replica_of(primary: &PgServer, host: &str, port: u16, name: &str) -> PgServer {
+        crate::hold_file_lock();
         let server = PgServer::new(host, port);
         run(
             Command::new(bin("pg_basebackup"))

@@ -30,7 +30,9 @@
 //! - `tests/duplicates.rs` (duplicate deliveries): 17760-17799 on
 //!   127.0.15.2-7.
 //!
-//! A new file takes the next free hundred and adds itself here.
+//! A new file takes the next free hundred and adds itself here. Two runs of
+//! one file never overlap on a machine: starting a server (or calling
+//! `sdk`) takes the file's lock first ([`crate::hold_file_lock`]).
 
 use std::fs;
 use std::io::Read as _;
@@ -70,6 +72,7 @@ impl RedisServer {
     /// start it from the test itself, not from a thread or `spawn_blocking`
     /// task that ends before the test.
     pub fn start(host: &str, port: u16, password: Option<&str>) -> RedisServer {
+        crate::hold_file_lock();
         let dir = std::env::temp_dir().join(format!(
             "ninelives-redis-{host}-{port}-{}-{}",
             std::process::id(),
