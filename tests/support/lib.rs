@@ -73,11 +73,13 @@ const FILE_LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
 /// it ends).
 ///
 /// Each test file owns fixed loopback addresses and ports (see
-/// [`redis`]), its own moto regions and record names. Two runs of one file
-/// at once, from two clones or a developer's run beside CI, would reach
-/// each other's servers: a redis-failover run of one fences the other's
-/// head when it finds it at an address its inventory names. Called from
-/// [`sdk`], which every integration test calls before it starts anything.
+/// [`redis`]) and its own moto regions. Two runs of one file at once, from
+/// two clones or a developer's run beside CI, would reach each other's
+/// servers: a server that cannot bind its port, a chain command or a
+/// failover of one run sent to a node of the other. Called from [`sdk`]
+/// and from every server start. Without a path for the running test binary
+/// (it was deleted under us) there is no name to lock, and the run goes on
+/// unlocked.
 pub fn hold_file_lock() {
     static LOCK: OnceLock<Option<std::fs::File>> = OnceLock::new();
     LOCK.get_or_init(take_file_lock);
