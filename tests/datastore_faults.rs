@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use chrono::Utc;
-use ninelives_tests::postgres::{PgServer, postgres_instance, statements};
+use ninelives_tests::postgres::{PgServer, postgres_volume, statements};
 use ninelives_tests::redis::{RedisServer, redis_instance};
 use ninelives_tests::{Ec2, env, event, hosted_zone, sdk, secs, unique};
 use redis::Value as RedisValue;
@@ -69,7 +69,6 @@ use shared::invocation::Deadline;
 use shared::notify::SnsNotifier;
 use shared::redis_node::RedisNodes;
 use shared::route53::Route53;
-use shared::tags;
 
 const REGION: &str = "il-central-1";
 /// Redis nodes: one address each, one port per test.
@@ -1238,45 +1237,6 @@ impl BackupApi for Faulty<'_> {
     }
 }
 
-/// Deletes every snapshot and volume of the region (not the instances:
-/// the Redis tests' nodes are instances of this region).
-async fn clear_volumes(sdk: &SdkConfig) {
-    let ec2 = Ec2::new(sdk);
-    for snapshot in ec2.snapshots().await {
-        ec2.client
-            .delete_snapshot()
-            .snapshot_id(snapshot.snapshot_id().expect("an id"))
-            .send()
-            .await
-            .expect("DeleteSnapshot");
-    }
-    let volumes = ec2
-        .client
-        .describe_volumes()
-        .send()
-        .await
-        .expect("DescribeVolumes");
-    for volume in volumes.volumes() {
-        let id = volume.volume_id().expect("an id");
-        for a in volume.attachments() {
-            ec2.client
-                .detach_volume()
-                .volume_id(id)
-                .set_instance_id(a.instance_id().map(str::to_owned))
-                .set_device(a.device().map(str::to_owned))
-                .send()
-                .await
-                .expect("DetachVolume");
-        }
-        ec2.client
-            .delete_volume()
-            .volume_id(id)
-            .send()
-            .await
-            .expect("DeleteVolume");
-    }
-}
-
 /// A server, and one volume tagged for backup mode on an instance whose
 /// endpoint is the server's, in an emptied region.
 struct PgCase {
@@ -1290,39 +1250,9 @@ impl PgCase {
     async fn start(port: u16) -> PgCase {
         let server = PgServer::primary(PG_HOST, port).await;
         let sdk = sdk(REGION).await;
-        clear_volumes(&sdk).await;
-        let ec2 = Ec2::new(&sdk);
-        let cluster = format!("pg-{}.example.com", unique());
-        let instance = postgres_instance(&sdk, &cluster, &server.endpoint().to_string()).await;
-        let az = ec2
-            .client
-            .describe_instances()
-            .instance_ids(&instance)
-            .send()
-            .await
-            .expect("DescribeInstances")
-            .reservations()[0]
-            .instances()[0]
-            .placement()
-            .and_then(|p| p.availability_zone())
-            .expect("an AZ")
-            .to_owned();
-        let handle = ninelives_tests::Instance {
-            id: instance.clone(),
-            az: az.clone(),
-            root_volume: String::new(),
-        };
-        let volume = ec2
-            .volume(
-                &az,
-                &[
-                    (tags::CLUSTER, &cluster),
-                    (tags::NAME, "main"),
-                    (tags::APP, "postgres"),
-                ],
-                Some((&handle, "/dev/sdf")),
-            )
-            .await;
+        // Not `fresh`: the Redis tests' nodes are instances of this region.
+        Ec2::new(&sdk).clear_volumes().await;
+        let (instance, volume) = postgres_volume(&sdk, &server.endpoint().to_string()).await;
         PgCase {
             server,
             sdk,

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ninelives_tests::postgres::{PASSWORD, PgServer, postgres_instance, statements};
+use ninelives_tests::postgres::{PASSWORD, PgServer, postgres_instance, postgres_volume, statements};
 use ninelives_tests::{Ec2, env, event, fixture, fresh, secs};
 use serde_json::{Value, json};
 use shared::Error;
@@ -527,44 +527,6 @@ fn run() -> SnapshotRun {
         run_id: format!("test-{}", ninelives_tests::unique()),
         dry_run: false,
     }
-}
-
-/// One volume tagged for backup mode on an instance whose endpoint is
-/// `endpoint`; (instance, volume).
-async fn postgres_volume(sdk: &aws_config::SdkConfig, endpoint: &str) -> (String, String) {
-    let ec2 = Ec2::new(sdk);
-    let cluster = format!("pg-{}.example.com", ninelives_tests::unique());
-    let instance = postgres_instance(sdk, &cluster, endpoint).await;
-    let az = ec2
-        .client
-        .describe_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .expect("DescribeInstances")
-        .reservations()[0]
-        .instances()[0]
-        .placement()
-        .and_then(|p| p.availability_zone())
-        .expect("an AZ")
-        .to_owned();
-    let handle = ninelives_tests::Instance {
-        id: instance.clone(),
-        az: az.clone(),
-        root_volume: String::new(),
-    };
-    let volume = ec2
-        .volume(
-            &az,
-            &[
-                (tags::CLUSTER, &cluster),
-                (tags::NAME, "main"),
-                (tags::APP, "postgres"),
-            ],
-            Some((&handle, "/dev/sdf")),
-        )
-        .await;
-    (instance, volume)
 }
 
 #[tokio::test]

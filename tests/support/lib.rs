@@ -313,6 +313,32 @@ impl Ec2 {
                 .await
                 .expect("DeregisterImage");
         }
+        self.clear_volumes().await;
+        let instances = self
+            .client
+            .describe_instances()
+            .send()
+            .await
+            .expect("DescribeInstances");
+        let ids: Vec<String> = instances
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter_map(|i| i.instance_id().map(str::to_owned))
+            .collect();
+        if !ids.is_empty() {
+            self.client
+                .terminate_instances()
+                .set_instance_ids(Some(ids))
+                .send()
+                .await
+                .expect("TerminateInstances");
+        }
+    }
+
+    /// Deletes every snapshot and volume of the region, detaching them
+    /// first, and leaves its instances (and AMIs) alone.
+    pub async fn clear_volumes(&self) {
         for snapshot in self.snapshots().await {
             self.client
                 .delete_snapshot()
@@ -346,26 +372,6 @@ impl Ec2 {
                 .send()
                 .await
                 .expect("DeleteVolume");
-        }
-        let instances = self
-            .client
-            .describe_instances()
-            .send()
-            .await
-            .expect("DescribeInstances");
-        let ids: Vec<String> = instances
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(|i| i.instance_id().map(str::to_owned))
-            .collect();
-        if !ids.is_empty() {
-            self.client
-                .terminate_instances()
-                .set_instance_ids(Some(ids))
-                .send()
-                .await
-                .expect("TerminateInstances");
         }
     }
 

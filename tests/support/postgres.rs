@@ -559,3 +559,42 @@ fn append(path: &Path, lines: &[&str]) {
 pub async fn postgres_instance(sdk: &aws_config::SdkConfig, cluster: &str, endpoint: &str) -> String {
     crate::tagged_instance(sdk, "postgres", cluster, endpoint).await
 }
+
+/// One volume tagged for backup mode (`ninelives:app=postgres`), attached
+/// to a new instance of a new cluster whose endpoint is `endpoint`;
+/// (instance, volume).
+pub async fn postgres_volume(sdk: &aws_config::SdkConfig, endpoint: &str) -> (String, String) {
+    let ec2 = crate::Ec2::new(sdk);
+    let cluster = format!("pg-{}.example.com", crate::unique());
+    let instance = postgres_instance(sdk, &cluster, endpoint).await;
+    let az = ec2
+        .client
+        .describe_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .expect("DescribeInstances")
+        .reservations()[0]
+        .instances()[0]
+        .placement()
+        .and_then(|p| p.availability_zone())
+        .expect("an AZ")
+        .to_owned();
+    let handle = crate::Instance {
+        id: instance.clone(),
+        az: az.clone(),
+        root_volume: String::new(),
+    };
+    let volume = ec2
+        .volume(
+            &az,
+            &[
+                (shared::tags::CLUSTER, &cluster),
+                (shared::tags::NAME, "main"),
+                (shared::tags::APP, "postgres"),
+            ],
+            Some((&handle, "/dev/sdf")),
+        )
+        .await;
+    (instance, volume)
+}
