@@ -364,33 +364,86 @@ impl<E: Env> Env for WithSecrets<'_, E> {
 /// Fetches every wanted credential (at once; there are at most six) and
 /// lays them over `env`. The first failure is returned, naming the variable
 /// and the reference, never a value.
+///
+/// Each parameter or secret is read once, however many credentials it
+/// holds: a user name and a password kept as two keys of one secret (the
+/// usual Secrets Manager layout) cost one `GetSecretValue` at start-up.
 pub async fn resolve<'a, E: Env>(
     env: &'a E,
     wanted: &[Wanted],
     store: &impl SecretStore,
 ) -> Result<WithSecrets<'a, E>, Error> {
-    let fetched = join_all(wanted.iter().map(|w| fetch(w, store))).await;
-    let mut values = Vec::with_capacity(fetched.len());
-    for (w, value) in wanted.iter().zip(fetched) {
-        values.push((w.var, value?));
+    let mut sources: Vec<Source> = Vec::new();
+    let mut source_of = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let source = Source::of(&w.reference);
+        let index = match sources.iter().position(|s| *s == source) {
+            Some(index) => index,
+            None => {
+                sources.push(source);
+                sources.len() - 1
+            }
+        };
+        source_of.push(index);
+    }
+    let mut read: Vec<Option<Result<Secret, Error>>> = join_all(sources.iter().map(|s| s.read(store)))
+        .await
+        .into_iter()
+        .map(Some)
+        .collect();
+    let mut values = Vec::with_capacity(wanted.len());
+    for (w, &index) in wanted.iter().zip(&source_of) {
+        let raw = match read.get(index) {
+            Some(Some(Ok(text))) => Ok(text.clone()),
+            // An error is taken only to be returned at once, so no later
+            // credential can find its slot empty.
+            _ => read.get_mut(index).and_then(Option::take).unwrap_or_else(|| {
+                Err(Error::Incomplete {
+                    detail: format!("{}: its value was not read", w.label()),
+                    retryable: true,
+                })
+            }),
+        };
+        values.push((w.var, finish(w, raw)?));
     }
     Ok(WithSecrets::new(env, values))
 }
 
-/// One credential's value.
-async fn fetch(wanted: &Wanted, store: &impl SecretStore) -> Result<Secret, Error> {
-    let label = wanted.label();
-    let value = match &wanted.reference {
-        Reference::Parameter { id, region } => store.parameter(region.as_deref(), id).await,
-        Reference::Secret { id, region, key } => {
-            let text = store.secret_string(region, id).await;
-            match (text, key) {
-                (Ok(text), Some(key)) => {
-                    json_key(&text, key).map_err(|detail| Error::resource(&label, detail))
-                }
-                (text, _) => text,
-            }
+/// What one read fetches: an SSM parameter, or a whole Secrets Manager
+/// secret (its keys are picked out per credential).
+#[derive(Debug, PartialEq, Eq)]
+enum Source<'r> {
+    Parameter { id: &'r str, region: Option<&'r str> },
+    Secret { id: &'r str, region: &'r str },
+}
+
+impl<'r> Source<'r> {
+    fn of(reference: &'r Reference) -> Self {
+        match reference {
+            Reference::Parameter { id, region } => Source::Parameter {
+                id,
+                region: region.as_deref(),
+            },
+            Reference::Secret { id, region, .. } => Source::Secret { id, region },
         }
+    }
+
+    async fn read(&self, store: &impl SecretStore) -> Result<Secret, Error> {
+        match self {
+            Source::Parameter { id, region } => store.parameter(*region, id).await,
+            Source::Secret { id, region } => store.secret_string(region, id).await,
+        }
+    }
+}
+
+/// One credential's value, from what its source returned.
+fn finish(wanted: &Wanted, raw: Result<Secret, Error>) -> Result<Secret, Error> {
+    let label = wanted.label();
+    let value = match (&wanted.reference, raw) {
+        (Reference::Secret { key: Some(key), .. }, Ok(text)) => {
+            json_key(&text, key).map_err(|detail| Error::resource(&label, detail))
+        }
+        (_, raw) => raw,
     }
     .map_err(|err| in_context(&label, err))?;
     let text = value.expose();

@@ -219,3 +219,47 @@ async fn a_value_of_only_white_space_is_refused_and_not_quoted() {
     );
     assert!(!message.contains('\t'), "{message}");
 }
+
+#[tokio::test]
+async fn two_keys_of_one_secret_are_read_with_one_request() {
+    let (store, count) = store(
+        200,
+        r#"{"SecretString":"{\"username\":\"kate\",\"password\":\"hunter2\"}","Name":"n/db"}"#,
+    );
+    let secret = "arn:aws:secretsmanager:ca-west-1:123456789012:secret:n/db-AbCdEf";
+    let user = format!("{secret}:username");
+    let password = format!("{secret}:password");
+    let env: HashMap<&str, &str> = HashMap::from([
+        ("REDIS_USERNAME_FROM", user.as_str()),
+        ("REDIS_PASSWORD_FROM", password.as_str()),
+        ("PGPASSWORD_FROM", password.as_str()),
+    ]);
+    let wanted = references(&env).unwrap();
+    assert_eq!(wanted.len(), 3);
+    let resolved = resolve(&env, &wanted, &store).await.unwrap();
+    assert_eq!(resolved.get("REDIS_USERNAME").as_deref(), Some("kate"));
+    assert_eq!(resolved.get("REDIS_PASSWORD").as_deref(), Some("hunter2"));
+    assert_eq!(resolved.get("PGPASSWORD").as_deref(), Some("hunter2"));
+    assert_eq!(count.load(Ordering::SeqCst), 1, "one GetSecretValue");
+}
+
+#[tokio::test]
+async fn a_shared_secret_that_cannot_be_read_fails_under_the_first_credential() {
+    let (store, count) = store(
+        400,
+        r#"{"__type":"AccessDeniedException","message":"not authorized to perform: secretsmanager:GetSecretValue"}"#,
+    );
+    let secret = "arn:aws:secretsmanager:ca-west-1:123456789012:secret:n/db-AbCdEf";
+    let user = format!("{secret}:username");
+    let password = format!("{secret}:password");
+    let env: HashMap<&str, &str> = HashMap::from([
+        ("REDIS_USERNAME_FROM", user.as_str()),
+        ("REDIS_PASSWORD_FROM", password.as_str()),
+    ]);
+    let wanted = references(&env).unwrap();
+    let first = wanted[0].label();
+    let err = resolve(&env, &wanted, &store).await.unwrap_err();
+    assert_eq!(err.aws_code(), Some("AccessDeniedException"));
+    assert!(err.to_string().contains(&first), "{err}");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
