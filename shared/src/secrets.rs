@@ -470,20 +470,9 @@ fn json_key(text: &Secret, key: &str) -> Result<Secret, String> {
         Some(serde_json::Value::String(value)) => Ok(Secret(value)),
         Some(other) => Err(format!(
             "the secret's key {key:?} is not a string (it is {})",
-            json_kind(&other)
+            crate::envelope::json_kind(&other)
         )),
         None => Err(format!("the secret has no key {key:?}")),
-    }
-}
-
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
     }
 }
 

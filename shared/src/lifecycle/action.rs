@@ -263,11 +263,7 @@ pub fn is_resource_id(id: &str, prefix: &str) -> bool {
 
 /// Hostile input can be megabytes long; errors quote only its start.
 fn clip(value: &str) -> String {
-    const MAX: usize = 80;
-    match value.char_indices().nth(MAX) {
-        None => value.to_owned(),
-        Some((i, _)) => format!("{}...", &value[..i]),
-    }
+    crate::error::clip(value, 80)
 }
 
 #[cfg(test)]
